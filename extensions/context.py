@@ -1,0 +1,220 @@
+"""Jinja extensions of the template: the one table of per-language facts, and the filters.
+
+Everything that differs between languages and is a *value* lives in ``FACTS`` below; everything
+that differs and is a *block of text* lives in ``includes/<language>/``. No other file of the
+template names a language's image, port, command or dependency file.
+
+Copier loads this module through copier-template-extensions (``_jinja_extensions`` in copier.yml),
+which is why users pass ``--trust``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from copier_template_extensions import ContextHook
+from jinja2.ext import Extension
+
+# --------------------------------------------------------------------------------------------
+# The facts table. One entry per language; every entry has the same keys (a test checks it).
+# Images are pinned to a release line that exists upstream; Dependabot's docker ecosystem keeps
+# them current (see docs/decisions/0004-base-image-pinning.md).
+# --------------------------------------------------------------------------------------------
+FACTS: dict[str, dict[str, Any]] = {
+    "node": {
+        "display_name": "Node.js (TypeScript)",
+        "default_port": 3000,
+        "version_question": "node_version",
+        "versions": ["26", "24", "22"],
+        "build_image": "node:{version}-alpine",
+        "runtime_image": "node:{version}-alpine",
+        # numeric uid created in the runtime stage; the Kubernetes runAsUser must match it
+        "uid": 10001,
+        "dependency_files": ["package.json", "package-lock.json"],
+        "source_dirs": ["src"],
+        "setup_command": "npm ci",
+        "lint_command": "npm run lint",
+        "typecheck_command": "npm run typecheck",
+        "test_command": "npm test",
+        "build_command": "npm run build",
+        "start_command": ["node", "dist/server.js"],
+        "healthcheck_command": ["node", "dist/healthcheck.js"],
+        "gitignore": ["node_modules/", "dist/", "coverage/", ".npm/", "*.tsbuildinfo"],
+        "dockerignore": ["node_modules", "dist", "coverage", "*.tsbuildinfo", "test", "**/*.test.ts"],
+        "dependabot_ecosystem": "npm",
+        "setup_action": "actions/setup-node",
+        "writable_paths": ["/tmp"],
+    },
+    "go": {
+        "display_name": "Go (standard library)",
+        "default_port": 8080,
+        "version_question": "go_version",
+        "versions": ["1.27.3", "1.26.6"],
+        "build_image": "golang:{version}",
+        # distroless static nonroot: no shell, no package manager, uid 65532
+        "runtime_image": "gcr.io/distroless/static-debian12:nonroot",
+        "uid": 65532,
+        "dependency_files": ["go.mod"],
+        "source_dirs": ["cmd", "internal"],
+        "setup_command": "go mod download",
+        "lint_command": "gofmt -l . && go vet ./...",
+        "typecheck_command": "go vet ./...",
+        "test_command": "go test -race ./...",
+        "build_command": "go build ./cmd/server",
+        "start_command": ["/app/server"],
+        "healthcheck_command": ["/app/server", "healthcheck"],
+        "gitignore": ["/bin/", "/server", "coverage.out", "*.test"],
+        "dockerignore": ["bin", "server", "coverage.out", "*.test"],
+        "dependabot_ecosystem": "gomod",
+        "setup_action": "actions/setup-go",
+        "writable_paths": ["/tmp"],
+    },
+    "django": {
+        "display_name": "Python (Django 5.2 LTS)",
+        "default_port": 8000,
+        "version_question": "python_version",
+        # Django 5.2 LTS supports Python 3.10 to 3.14
+        "versions": ["3.14", "3.13", "3.12"],
+        "build_image": "python:{version}-slim",
+        "runtime_image": "python:{version}-slim",
+        "uid": 10001,
+        "dependency_files": ["pyproject.toml", "uv.lock"],
+        "source_dirs": ["config", "core", "manage.py"],
+        "setup_command": "uv sync --frozen",
+        "lint_command": "uv run ruff check . && uv run ruff format --check .",
+        "typecheck_command": "uv run mypy .",
+        "test_command": "uv run pytest",
+        "build_command": "uv run python manage.py collectstatic --noinput",
+        "start_command": ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"],
+        "healthcheck_command": ["python", "-m", "core.healthcheck"],
+        "gitignore": [".venv/", "__pycache__/", "*.py[cod]", "db.sqlite3", "staticfiles/", "media/",
+                      ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".coverage", "htmlcov/"],
+        "dockerignore": [".venv", "**/__pycache__", "*.py[cod]", "db.sqlite3", "staticfiles", "media",
+                         ".pytest_cache", ".mypy_cache", ".ruff_cache", ".coverage", "htmlcov"],
+        "dependabot_ecosystem": "uv",
+        "setup_action": "astral-sh/setup-uv",
+        "writable_paths": ["/tmp"],
+    },
+}
+
+# Files no image or repository of any language should carry (secrets, VCS, editors, CI, docs).
+COMMON_DOCKERIGNORE = [".git", ".github", ".env", ".env.*", "!.env.example", "*.md", "docs",
+                       "deploy", "compose.yaml", "Makefile", ".editorconfig", ".vscode", ".idea",
+                       "*.swp", ".DS_Store", ".copier-answers.yml"]
+COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".vscode/", "*.swp",
+                    "*.rej", "*.orig"]
+
+STRATEGIES = {
+    "rolling": "Rolling update",
+    "blue-green": "Blue-green",
+    "canary": "Canary",
+}
+
+SLUG_MAX = 63
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+
+
+# --------------------------------------------------------------------------------------------
+# Validators: each returns "" when the value is good, else a message naming the rule broken.
+# copier.yml shows the message under the question's name.
+# --------------------------------------------------------------------------------------------
+def slugify(value: str) -> str:
+    """A DNS-1123 label derived from free text: 'My Service!' -> 'my-service'."""
+    slug = re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-")
+    return slug[:SLUG_MAX].rstrip("-") or "service"
+
+
+def slug_error(value: Any) -> str:
+    value = str(value)
+    if len(value) > SLUG_MAX:
+        return f"must be at most {SLUG_MAX} characters (a DNS-1123 label), got {len(value)}"
+    if not _DNS_LABEL.match(value):
+        return ("must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending "
+                "with a letter or digit (it names the image and the Kubernetes objects)")
+    return ""
+
+
+def github_owner_error(value: Any) -> str:
+    if not _GITHUB_OWNER.match(str(value)):
+        return ("must be a GitHub user or organisation name: letters, digits and single '-' "
+                "between them, at most 39 characters")
+    return ""
+
+
+def port_error(value: Any) -> str:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        return f"must be an integer, got {value!r}"
+    if not 1024 <= port <= 65535:
+        return ("must be between 1024 and 65535 (the service runs as a non-root user, which cannot "
+                f"bind ports below 1024), got {port}")
+    return ""
+
+
+def parse_steps(value: Any) -> list[int]:
+    """'10, 25,50,100' or [10, 25, 50, 100] -> [10, 25, 50, 100]; raises ValueError."""
+    items = value if isinstance(value, (list, tuple)) else str(value).replace(" ", "").split(",")
+    return [int(item) for item in items if str(item) != ""]
+
+
+def canary_steps_error(value: Any) -> str:
+    try:
+        steps = parse_steps(value)
+    except (TypeError, ValueError):
+        return f"must be comma-separated whole percentages such as 10,25,50,100, got {value!r}"
+    if not steps:
+        return "must list at least one percentage, ending at 100"
+    if any(not 1 <= step <= 100 for step in steps):
+        return f"each percentage must be between 1 and 100, got {steps}"
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        return f"percentages must be strictly increasing, got {steps}"
+    if steps[-1] != 100:
+        return f"the last step must be 100 (the canary ends holding all traffic), got {steps}"
+    return ""
+
+
+
+class ContextUpdater(ContextHook):
+    """Exposes ``facts`` (the chosen language's row) and derived values to every template."""
+
+    def hook(self, context: dict[str, Any]) -> None:
+        language = context.get("language")
+        facts = FACTS.get(language) if isinstance(language, str) else None
+        if facts is None:
+            # Before the language is answered (or while an unknown one is being refused).
+            return
+        version = context.get(facts["version_question"]) or facts["versions"][0]
+        row = dict(facts)
+        row["version"] = str(version)
+        row["build_image"] = facts["build_image"].format(version=version)
+        row["runtime_image"] = facts["runtime_image"].format(version=version)
+        row["dockerignore"] = COMMON_DOCKERIGNORE + facts["dockerignore"]
+        row["gitignore"] = COMMON_GITIGNORE + facts["gitignore"]
+        context["facts"] = row
+        context["all_facts"] = FACTS
+        context["image"] = f"ghcr.io/{str(context.get('github_owner', '')).lower()}/{context.get('project_slug', '')}"
+        context["steps"] = parse_steps(context.get("canary_steps") or "100") if context.get(
+            "deployment_strategy") == "canary" else []
+
+
+class Filters(Extension):
+    """Filters and globals used by copier.yml (validators, defaults) and the templates."""
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        environment.filters.update(
+            slugify=slugify,
+            slug_error=slug_error,
+            github_owner_error=github_owner_error,
+            port_error=port_error,
+            canary_steps_error=canary_steps_error,
+            parse_steps=parse_steps,
+        )
+        environment.globals.update(
+            FACTS=FACTS,
+            STRATEGIES=STRATEGIES,
+            
+        )
