@@ -196,8 +196,9 @@ class ContextUpdater(ContextHook):
         context["facts"] = row
         context["all_facts"] = FACTS
         context["image"] = f"ghcr.io/{str(context.get('github_owner', '')).lower()}/{context.get('project_slug', '')}"
-        context["steps"] = parse_steps(context.get("canary_steps") or "100") if context.get(
-            "deployment_strategy") == "canary" else []
+        steps = context.get("canary_steps") or "100"
+        # Questions are validated after the hook runs: never raise on an answer being refused.
+        context["steps"] = parse_steps(steps) if not canary_steps_error(steps) else []
 
 
 class Filters(Extension):

@@ -1,0 +1,115 @@
+"""Layer 1: the questions. Every rule refuses bad input with the question named and writes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import copier
+import pytest
+import yaml
+
+from helpers import LANGUAGES, ROOT
+
+sys.path.insert(0, str(ROOT))
+from extensions.context import FACTS  # noqa: E402
+
+
+def copy(dst, **data):
+    return copier.run_copy(str(ROOT), str(dst), data=data, defaults=True, unsafe=True, quiet=True,
+                           vcs_ref="HEAD")
+
+
+BAD_ANSWERS = [
+    # (answers, question named, words of the rule)
+    ({"project_slug": "My-Service"}, "project_slug", "DNS-1123 label"),
+    ({"project_slug": "my_service"}, "project_slug", "DNS-1123 label"),
+    ({"project_slug": "-my-service"}, "project_slug", "starting and ending"),
+    ({"project_slug": "a" * 64}, "project_slug", "at most 63 characters"),
+    ({"project_name": "   "}, "project_name", "must not be empty"),
+    ({"github_owner": "bad owner"}, "github_owner", "GitHub user or organisation"),
+    ({"port": 80}, "port", "between 1024 and 65535"),
+    ({"port": 1023}, "port", "between 1024 and 65535"),
+    ({"port": 65536}, "port", "between 1024 and 65535"),
+    ({"language": "rust"}, "language", "not in"),
+    ({"deployment_strategy": "big-bang"}, "deployment_strategy", "not in"),
+    ({"language": "node", "node_version": "12"}, "node_version", "not in"),
+    ({"language": "go", "go_version": "1.0"}, "go_version", "not in"),
+    ({"language": "django", "python_version": "2.7"}, "python_version", "not in"),
+    ({"deployment_strategy": "canary", "canary_steps": "10,50,25,100"}, "canary_steps",
+     "strictly increasing"),
+    ({"deployment_strategy": "canary", "canary_steps": "10,10,100"}, "canary_steps",
+     "strictly increasing"),
+    ({"deployment_strategy": "canary", "canary_steps": "10,25,50"}, "canary_steps",
+     "last step must be 100"),
+    ({"deployment_strategy": "canary", "canary_steps": "0,50,100"}, "canary_steps",
+     "between 1 and 100"),
+    ({"deployment_strategy": "canary", "canary_steps": "10,25,150"}, "canary_steps",
+     "between 1 and 100"),
+    ({"deployment_strategy": "canary", "canary_steps": "ten,100"}, "canary_steps",
+     "comma-separated whole percentages"),
+]
+
+
+@pytest.mark.parametrize(("answers", "question", "rule"), BAD_ANSWERS,
+                         ids=[f"{q}={list(a.values())[-1]!s:.20}" for a, q, _ in BAD_ANSWERS])
+def test_bad_answer_is_refused_naming_question_and_rule(tmp_path, answers, question, rule):
+    dst = tmp_path / "out"
+    with pytest.raises(ValueError) as excinfo:
+        copy(dst, **answers)
+    message = str(excinfo.value)
+    assert f"'{question}'" in message, message
+    assert rule in message, message
+    assert not dst.exists(), "a refused answer must write nothing"
+
+
+def test_cli_refusal_is_one_clear_message_and_writes_nothing(tmp_path):
+    dst = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "copier", "copy", "--trust", "--defaults",
+                           "--data", "port=80", str(ROOT), str(dst)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Validation error for question 'port'" in proc.stderr
+    assert "between 1024 and 65535" in proc.stderr
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_port_and_version_default_by_language(render, language):
+    project = render(language=language)
+    answers = project.recorded_answers
+    facts = FACTS[language]
+    assert answers["port"] == facts["default_port"]
+    # only the chosen language's runtime version is asked and recorded, defaulting to the newest
+    version_keys = {f["version_question"] for f in FACTS.values()}
+    assert answers[facts["version_question"]] == facts["versions"][0]
+    assert not (version_keys - {facts["version_question"]}) & answers.keys()
+
+
+def test_slug_derives_from_name(render):
+    answers = render(language="go", project_name="Payments API (EU)").recorded_answers
+    assert answers["project_slug"] == "payments-api-eu"
+
+
+def test_canary_steps_asked_only_for_canary(render):
+    assert "canary_steps" not in render(language="go").recorded_answers
+    canary = render(language="go", deployment_strategy="canary").recorded_answers
+    assert canary["canary_steps"] == "10,25,50,100"
+
+
+def test_edge_values_are_accepted(render):
+    project = render(language="go", port=65535, project_slug="a" * 63,
+                     deployment_strategy="canary", canary_steps="100")
+    assert project.recorded_answers["port"] == 65535
+
+
+def test_facts_table_rows_have_the_same_keys():
+    keys = {language: set(row) for language, row in FACTS.items()}
+    first = keys["node"]
+    assert all(k == first for k in keys.values()), keys
+    assert set(FACTS) == set(LANGUAGES)
+
+
+def test_language_choices_match_facts_table():
+    config = yaml.safe_load((ROOT / "copier.yml").read_text())
+    assert sorted(config["language"]["choices"].values()) == sorted(FACTS)
