@@ -41,7 +41,8 @@ from test_policy import checkov
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 FUZZ_RENDER_EXAMPLES = int(os.environ.get("FUZZ_RENDER_EXAMPLES", "20"))
-QUESTION_NAMED = re.compile(r"question '([a-z_]+)'")
+# copier's wordings: "Validation error for question 'port'", "Invalid choice for 'language'", ...
+QUESTION_NAMED = re.compile(r"""(?:question|for) ['"]([a-z_]+)['"]""", re.IGNORECASE)
 SLOW_MARKS = {"toolchain", "reliability"}
 
 CI_SETTINGS = dict(derandomize=True, database=None, deadline=None, print_blob=True,
