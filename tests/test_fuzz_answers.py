@@ -25,6 +25,7 @@ import importlib
 import inspect
 import os
 import re
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +33,7 @@ from typing import Any, Callable
 import copier
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from extensions.context import FACTS
@@ -149,14 +150,25 @@ def static_checks() -> dict[str, Callable[[Project], None]]:
     return checks
 
 
-def copy(dst: Path, answers: dict[str, Any]) -> None:
-    copier.run_copy(str(ROOT), str(dst), data=answers, defaults=True, unsafe=True, quiet=True, vcs_ref="HEAD")
+def snapshot_of_head(dest: Path) -> Path:
+    """HEAD's files without git: copier then reads them in place instead of cloning (~5x faster)."""
+    dest.mkdir()
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
 
 
-def refused_or_rendered(dst: Path, answers: dict[str, Any]) -> bool:
+def copy(dst: Path, answers: dict[str, Any], src: Path | None = None) -> None:
+    """Render like the suite does (from ROOT at HEAD), or from a snapshot of HEAD."""
+    copier.run_copy(str(src or ROOT), str(dst), data=answers, defaults=True, unsafe=True, quiet=True,
+                    vcs_ref=None if src else "HEAD")
+
+
+def refused_or_rendered(dst: Path, answers: dict[str, Any], src: Path | None = None) -> bool:
     """True when rendered; False when refused properly. Fails on anything else."""
     try:
-        copy(dst, answers)
+        copy(dst, answers, src)
     except ValueError as error:  # copier's validation errors are ValueErrors naming the question
         named = QUESTION_NAMED.findall(str(error))
         assert named, f"refusal names no question: {error!r} for {answers!r}"
@@ -186,13 +198,14 @@ def test_static_checks_are_collected():
 
 def test_any_answer_set_is_refused_cleanly_or_renders_clean(tmp_path):
     outcomes = {"refused": 0, "rendered": 0}
+    src = snapshot_of_head(tmp_path / "template")
 
     @settings(max_examples=FUZZ_EXAMPLES, **CI_SETTINGS)
     @given(answers=any_answers())
     def check(answers):
         with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
             dst = Path(tmp) / "out"
-            if refused_or_rendered(dst, answers):
+            if refused_or_rendered(dst, answers, src):
                 outcomes["rendered"] += 1
                 hygiene(Project(dst, answers))
             else:
@@ -206,11 +219,14 @@ def test_any_answer_set_is_refused_cleanly_or_renders_clean(tmp_path):
 def test_valid_answer_sets_render_projects_that_pass_every_static_check(tmp_path):
     checks = static_checks()
     rendered: list[tuple[Path, dict]] = []
+    counter = iter(range(10**9))
 
-    @settings(max_examples=FUZZ_RENDER_EXAMPLES, **CI_SETTINGS)
+    # no shrinking here: each example costs seconds; the failing answers are printed as found
+    @settings(max_examples=FUZZ_RENDER_EXAMPLES, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+              report_multiple_bugs=False, **CI_SETTINGS)
     @given(answers=valid_answers())
     def check(answers):
-        dst = tmp_path / f"r{len(rendered)}"
+        dst = tmp_path / f"r{next(counter)}"
         if not refused_or_rendered(dst, answers):
             return
         project = Project(dst, answers)
