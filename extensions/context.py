@@ -44,6 +44,8 @@ FACTS: dict[str, dict[str, Any]] = {
         "dockerignore": ["node_modules", "dist", "coverage", "*.tsbuildinfo", "test", "**/*.test.ts"],
         "dependabot_ecosystem": "npm",
         "setup_action": "actions/setup-node",
+        # what `make test` writes; CI uploads it as the coverage artifact
+        "coverage_paths": ["coverage/"],
         "writable_paths": ["/tmp"],
     },
     "go": {
@@ -68,6 +70,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "dockerignore": ["bin", "server", "coverage.out", "*.test"],
         "dependabot_ecosystem": "gomod",
         "setup_action": "actions/setup-go",
+        "coverage_paths": ["coverage.out"],
         "writable_paths": ["/tmp"],
     },
     "django": {
@@ -94,6 +97,7 @@ FACTS: dict[str, dict[str, Any]] = {
                          ".pytest_cache", ".mypy_cache", ".ruff_cache", ".coverage", "htmlcov"],
         "dependabot_ecosystem": "uv",
         "setup_action": "astral-sh/setup-uv",
+        "coverage_paths": ["coverage.xml", "htmlcov/"],
         "writable_paths": ["/tmp"],
     },
 }
