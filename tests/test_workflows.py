@@ -56,7 +56,8 @@ DEPLOY_INTERFACE = {"deploy.sh", "rollback.sh", "smoke-test.sh", "teardown-previ
 # What justifies each write grant: the job must use one of these actions.
 WRITE_GRANT_USED_BY = {
     "packages": ("docker/login-action",),
-    "id-token": ("sigstore/cosign-installer", "actions/attest-build-provenance", "actions/attest-sbom"),
+    "id-token": ("sigstore/cosign-installer", "actions/attest-build-provenance", "actions/attest-sbom",
+                 "aws-actions/configure-aws-credentials", "google-github-actions/auth"),
     "attestations": ("actions/attest-build-provenance", "actions/attest-sbom"),
     "contents": ("peter-evans/create-pull-request",),
     "pull-requests": ("peter-evans/create-pull-request",),
