@@ -485,12 +485,24 @@ def test_workflows_call_only_the_deploy_interface(gh):
         assert all((scripts_dir / name).exists() for name in called)
 
 
+def dev_pins() -> dict[str, str]:
+    lines = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    return dict(line.split("==") for line in lines if "==" in line)
+
+
+def test_ci_lints_with_the_versions_the_template_tests_with(gh):
+    static = load(gh.path / ".github/workflows/ci.yml")["jobs"]["static"]
+    scripts = " ".join(s.get("run", "") for s in static["steps"])
+    specs = re.findall(r"--spec (\S+)==(\S+)", scripts)
+    assert {name for name, _ in specs} == {"yamllint", "kubernetes-validate"}
+    assert all(dev_pins()[name] == version for name, version in specs), specs
+
+
 def test_template_update_uses_the_recorded_answers_and_the_pinned_copier(gh):
     workflow = load(gh.path / ".github/workflows/template-update.yml")
     assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
     job = workflow["jobs"]["update"]
-    pins = dict(line.split("==") for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
-                if "==" in line)
+    pins = dev_pins()
     install = step_named(job, "Install Copier")["run"]
     for package in ("copier", "copier-template-extensions"):
         assert f"{package}=={pins[package]}" in install.split()
