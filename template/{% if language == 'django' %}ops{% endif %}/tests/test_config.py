@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from config.env import EX_CONFIG, ConfigError, load
-from ops.tests.conftest import PRODUCTION, STRONG_KEY, manage
+from ops.tests.support import PRODUCTION, STRONG_KEY, manage
 
 
 def problems(monkeypatch: pytest.MonkeyPatch, **variables: str) -> str:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from config.env import BASE_DIR
-from ops.tests.conftest import PRODUCTION, manage, subprocess_env
+from ops.tests.support import PRODUCTION, manage, subprocess_env
 
 
 def test_check_deploy_passes_in_production(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from config.env import BASE_DIR, EX_CONFIG
-from ops.tests.conftest import Server, free_port, subprocess_env
+from ops.tests.support import Server, free_port, subprocess_env
 
 SLOW_APP = "ops.tests.slow_wsgi:application"
 
