@@ -27,11 +27,13 @@ PRODUCTION = {
 def subprocess_env(tmp_path: Path, **variables: str) -> dict[str, str]:
     """A child's environment: ours without the service's variables, plus `variables`."""
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
-    env.update({
-        "HOME": str(tmp_path),
-        "TMPDIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-    })
+    env.update(
+        {
+            "HOME": str(tmp_path),
+            "TMPDIR": str(tmp_path),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        }
+    )
     env.pop("XDG_RUNTIME_DIR", None)
     env.update(variables)
     return env
@@ -74,5 +76,3 @@ class Server:
 
     def log_lines(self) -> list[str]:
         return self.log.read_text().splitlines()
-
-
