@@ -394,9 +394,9 @@ def slow(request: HttpRequest) -> JsonResponse:
 
 
 @pytest.mark.toolchain
-def test_sigterm_under_load_loses_no_request_begun_before_it(render, tmp_path, make_run):
+def test_sigterm_under_load_loses_no_request_begun_before_it(private_render, make_run):
     # A team's change: one slow route, to have requests in flight when SIGTERM arrives.
-    project = render(language="django").clone_to(tmp_path / "svc")
+    project = private_render(language="django")
     views = project.path / "service" / "views.py"
     views.write_text("import time\n\n" + views.read_text() + SLOW_VIEW)
     urls = project.path / "service" / "urls.py"

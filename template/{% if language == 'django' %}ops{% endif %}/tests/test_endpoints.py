@@ -6,10 +6,14 @@ import dataclasses
 import re
 
 import pytest
+from django.http import HttpRequest, HttpResponse
 from django.test import Client
+from django.urls import path
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
 from pytest_django import Settings
+
+from config import urls as config_urls
 
 pytestmark = pytest.mark.django_db
 
@@ -87,20 +91,40 @@ def test_detailed_is_503_degraded_when_a_check_fails(
     assert response.json()["status"] == "degraded"
 
 
-def test_metrics_count_requests_latency_and_errors(client: Client) -> None:
-    client.get("/")
-    client.get("/no-such-page")
+def failing_view(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("boom")
+
+
+urlpatterns = [path("boom", failing_view), *config_urls.urlpatterns]
+
+
+@pytest.mark.urls(__name__)
+def test_metrics_count_requests_latency_and_errors() -> None:
+    client = Client(raise_request_exception=False)
+    assert client.get("/").status_code == 200
+    assert client.get("/no-such-page").status_code == 404
+    assert client.get("/boom").status_code == 500
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     text = response.content.decode()
-    assert re.search(
-        r'^django_http_responses_total_by_status_view_method_total\{[^}]*status="404"',
-        text,
-        re.MULTILINE,
+
+    def sample(name: str, **labels: str) -> float:
+        selector = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+        series = name + "{" + selector + "}"
+        match = re.search("^" + re.escape(series) + r" (\S+)$", text, re.MULTILINE)
+        assert match, f"{series} not in /metrics"
+        return float(match.group(1))
+
+    assert sample("django_http_responses_total_by_status_total", status="404") >= 1
+    assert sample("django_http_responses_total_by_status_total", status="500") >= 1
+    assert sample("django_http_exceptions_total_by_type_total", type="RuntimeError") >= 1
+    assert (
+        sample(
+            "django_http_requests_latency_seconds_by_view_method_count", method="GET", view="index"
+        )
+        >= 1
     )
-    assert "django_http_requests_latency_seconds_by_view_method_bucket" in text
-    assert "django_http_exceptions_total_by_type_total" in text or "# HELP django_http" in text
 
 
 @pytest.mark.parametrize("path", OPS_PATHS)
