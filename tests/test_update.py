@@ -303,6 +303,24 @@ def test_language_change_is_refused(template_repo, tmp_path, language):
     assert f"this repository is a {language} service" in message and "copier copy" in message
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == "", "nothing was changed"
     assert recorded(repo)["_commit"] == OLD
+    # recopy (a fresh render over the repository, history ignored) refuses as well
+    proc = copier_cli(repo, "recopy", "--trust", "--defaults", "--overwrite", "--data", f"language={other}",
+                      check=False)
+    assert proc.returncode != 0 and f"this repository is a {language} service" in proc.stderr
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_check_update_tells_a_fleet_which_services_are_behind(template_repo, tmp_path):
+    """The two forms docs/fleet.md relies on: JSON for reports, the exit code for scripts."""
+    repo = template_repo.service(OLD, "go", "rolling", tmp_path / "service")
+    report = copier_cli(repo, "check-update", "--output-format", "json")
+    assert yaml.safe_load(report.stdout) == \
+        {"update_available": True, "current_version": "0.1.0", "latest_version": "0.2.0"}
+    assert copier_cli(repo, "check-update", "--quiet", check=False).returncode == 2
+
+    copier_cli(repo, "update", "--trust", "--defaults")
+    commit_all(repo, "Update from the template")
+    assert copier_cli(repo, "check-update", "--quiet", check=False).returncode == 0
 
 
 # ------------------------------------------------------------------------------------------------
