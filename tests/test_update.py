@@ -21,7 +21,7 @@ import yaml
 from helpers import LANGUAGES, ROOT, STRATEGIES, run
 
 sys.path.insert(0, str(ROOT))
-from extensions.context import FACTS
+from extensions.context import FACTS, language_change_error
 
 OLD, NEW = "v0.1.0", "v0.2.0"
 MARKERS = ("<<<<<<< before updating", ">>>>>>> after updating")
@@ -450,6 +450,31 @@ def test_seeded_folder_holds_only_the_languages_own_code(project):
         inside = [p for p in rendered if p.startswith(row["seeded_dir"] + "/")]
         if language != project.language:
             assert inside == [], f"{project}: {inside} would be left alone by updates"
+
+
+def test_min_copier_version_is_met_by_the_pinned_copier():
+    from packaging.version import Version
+
+    pins = dict(line.split("==") for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    assert Version(pins["copier"]) >= Version(template_config()["_min_copier_version"])
+    assert Version(copier.__version__) >= Version(template_config()["_min_copier_version"])
+
+
+@pytest.mark.parametrize(("recorded_text", "refused"), [
+    (None, False),                            # a first copy: nothing recorded yet
+    ("language: go\n", False),                # the same language
+    ("language: django\n", True),             # another one
+    ("project_name: x\n", False),             # an answers file without a language
+    (": not yaml: [\n", False),               # unreadable: Copier itself reports it
+])
+def test_language_change_error(tmp_path, recorded_text, refused):
+    if recorded_text is not None:
+        (tmp_path / ".copier-answers.yml").write_text(recorded_text)
+    message = language_change_error("go", tmp_path, ".copier-answers.yml")
+    assert bool(message) == refused
+    if refused:
+        assert "django service" in message and "new repository" in message
 
 
 def test_every_migration_is_versioned_staged_and_uses_a_helper():
