@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from copier_template_extensions import ContextHook
 from jinja2.ext import Extension
 
@@ -108,7 +107,8 @@ FACTS: dict[str, dict[str, Any]] = {
 # Files no image or repository of any language should carry (secrets, VCS, editors, CI, docs).
 COMMON_DOCKERIGNORE = [".git", ".github", ".env", ".env.*", "!.env.example", "*.md", "docs",
                        "deploy", "compose.yaml", "Makefile", ".editorconfig", ".vscode", ".idea",
-                       "*.swp", ".DS_Store", ".copier-answers.yml"]
+                       "*.swp", ".DS_Store", ".copier-answers.yml", ".pre-commit-config.yaml", "team.mk",
+                       "scripts/check-no-conflicts.sh", "*.rej", "*.orig"]
 COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".vscode/", "*.swp",
                     "*.rej", "*.orig"]
 

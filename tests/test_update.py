@@ -202,7 +202,8 @@ def test_update_keeps_team_work_and_brings_template_changes(template_repo, tmp_p
     answers_before = recorded(repo)
 
     proc = copier_cli(repo, "update", "--trust", "--defaults")
-    assert "make check-conflicts" in proc.stderr, "the after-update message tells how to review"
+    assert f"is updated to template {NEW}" in proc.stderr and "make check-conflicts" in proc.stderr, \
+        "the message after the update names the release and how to review"
 
     conflict_free(repo)
     # the team's edits survive, merged with the template's changes to the same managed files
@@ -303,10 +304,14 @@ def test_language_change_is_refused(template_repo, tmp_path, language):
     assert f"this repository is a {language} service" in message and "copier copy" in message
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == "", "nothing was changed"
     assert recorded(repo)["_commit"] == OLD
-    # recopy (a fresh render over the repository, history ignored) refuses as well
-    proc = copier_cli(repo, "recopy", "--trust", "--defaults", "--overwrite", "--data", f"language={other}",
+
+
+def test_recopy_cannot_change_the_language_either(template_repo, tmp_path):
+    """recopy renders afresh over the repository, ignoring history: the recorded answer still holds."""
+    repo = template_repo.service(NEW, "django", "rolling", tmp_path / "service")
+    proc = copier_cli(repo, "recopy", "--trust", "--defaults", "--overwrite", "--data", "language=node",
                       check=False)
-    assert proc.returncode != 0 and f"this repository is a {language} service" in proc.stderr
+    assert proc.returncode != 0 and "this repository is a django service" in proc.stderr
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
 
 
@@ -388,7 +393,7 @@ def test_migration_moves_a_file_with_the_team_edits(tmp_path):
     tpl, repo = tmp_path / "template", tmp_path / "service"
     lines = "".join(f"line {i}\n" for i in range(1, 13))
     release(tpl, "v1", {"deploy/old.sh": lines}, executable=("deploy/old.sh",))
-    copier_cli(tmp_path, "copy", "--trust", "--defaults", str(tpl), str(repo))
+    copier.run_copy(str(tpl), str(repo), defaults=True, unsafe=True, quiet=True)
     init_repo(repo, "generated")
     (repo / "deploy/old.sh").write_text(lines.replace("line 2\n", "line 2 (team)\n"))
     commit_all(repo, "team edit")
@@ -418,7 +423,7 @@ def test_migration_moves_a_file_with_the_team_edits(tmp_path):
 def test_migration_renames_an_answer(tmp_path):
     tpl, repo = tmp_path / "template", tmp_path / "service"
     release(tpl, "v1", {"owner.txt.jinja": "{{ team }}\n"}, questions={"team": {"type": "str"}})
-    copier_cli(tmp_path, "copy", "--trust", "--defaults", "--data", "team=payments", str(tpl), str(repo))
+    copier.run_copy(str(tpl), str(repo), data={"team": "payments"}, defaults=True, unsafe=True, quiet=True)
     init_repo(repo, "generated")
     # v2 renames the question `team` to `owning_team`: the recorded answer follows
     release(tpl, "v2", {"owner.txt.jinja": "{{ owning_team }}\n"}, questions={"owning_team": {"type": "str"}},
