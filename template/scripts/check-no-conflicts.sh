@@ -33,8 +33,10 @@ elif top=$(git rev-parse --show-toplevel 2>/dev/null); then
     report "Unmerged files (resolve the conflicts, then \`git add\` each file):" \
       "$(printf '%s' "$unmerged" | sed 's/^/  /')"
   fi
-  # Tracked and untracked files alike, ignored ones included: .gitignore hides *.rej.
-  rejects=$(git ls-files --cached --others -- '*.rej')
+  # Tracked and untracked files alike, ignored ones included (.gitignore hides *.rej), but not
+  # in installed dependencies.
+  rejects=$(git ls-files --cached --others -- '*.rej' \
+    ':(exclude,glob)**/node_modules/**' ':(exclude,glob)**/.venv/**')
   if [ -n "$rejects" ]; then
     report "Rejected hunks from a template update (apply each by hand, then delete the file):" \
       "$(printf '%s' "$rejects" | sed 's/^/  /')"
