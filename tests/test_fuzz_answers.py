@@ -134,8 +134,17 @@ def _marks(obj) -> set[str]:
     return {m.name for m in (marks if isinstance(marks, list) else [marks])}
 
 
+# The suite's per-render fixtures, by name: what each hands its tests (a Project or its path).
+PER_RENDER_FIXTURES: dict[str, Callable[[Project], Any]] = {
+    "project": lambda project: project,  # tests/conftest.py: the nine renders
+    "gh": lambda project: project,  # tests/test_workflows.py: the renders plus no-preview ones
+    "root": lambda project: project.path,  # tests/test_workflows.py: renders' folders (and this repo)
+}
+
+
 def static_checks() -> dict[str, Callable[[Project], None]]:
-    """Every `test_x(project)` in tests/, except the slow (toolchain, reliability) ones."""
+    """Every test in tests/ that takes one per-render fixture and nothing else, except the slow
+    (toolchain, reliability) ones, as a function of a Project."""
     checks = {}
     for path in sorted((ROOT / "tests").glob("test_*.py")):
         if path.stem == Path(__file__).stem:
@@ -144,9 +153,11 @@ def static_checks() -> dict[str, Callable[[Project], None]]:
         if _marks(module) & SLOW_MARKS:
             continue
         for name, fn in inspect.getmembers(module, inspect.isfunction):
-            if (name.startswith("test_") and fn.__module__ == module.__name__
-                    and list(inspect.signature(fn).parameters) == ["project"] and not _marks(fn) & SLOW_MARKS):
-                checks[f"{path.stem}::{name}"] = fn
+            params = list(inspect.signature(fn).parameters)
+            if (name.startswith("test_") and fn.__module__ == module.__name__ and len(params) == 1
+                    and params[0] in PER_RENDER_FIXTURES and not _marks(fn) & SLOW_MARKS):
+                adapt = PER_RENDER_FIXTURES[params[0]]
+                checks[f"{path.stem}::{name}"] = lambda project, fn=fn, adapt=adapt: fn(adapt(project))
     return checks
 
 
@@ -192,7 +203,7 @@ def test_static_checks_are_collected():
     """Guard against silently fuzzing with nothing: the suite's static checks are all found."""
     checks = static_checks()
     assert {"test_render::test_no_template_leftovers", "test_static::test_yamllint_every_yaml_file",
-            "test_dockerfile::test_hadolint_reports_nothing",
+            "test_dockerfile::test_hadolint_reports_nothing", "test_workflows::test_linters_report_nothing",
             "test_policy::test_no_secret_looking_value_in_any_render"} <= set(checks), sorted(checks)
 
 
