@@ -1,8 +1,14 @@
-"""Fixtures of the zero-downtime drills: one native build of each language per test session."""
+"""Fixtures of the zero-downtime drills: one native build of each language per test session.
+
+Where a language's own toolchain tests already install and build the default render in a session
+fixture, the drills reuse that build (imported below, so that pytest sees the fixture here too)
+instead of installing the dependencies a second time; otherwise they build their own copy.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import importlib
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -12,6 +18,18 @@ import pytest
 
 from harness import Recipe
 from helpers import Project, run
+
+# language -> (module, session fixture giving the default render installed, `make setup` done)
+SHARED_BUILDS = {"node": ("test_node_service", "node_service"),
+                 "django": ("test_django_service", "django_service"),
+                 "go": ("test_go_service", "go_service")}
+# what `make build` leaves behind, per language: built when missing
+BUILT_ARTIFACT = {"go": "bin/server", "node": "dist/server.js", "django": "staticfiles"}
+for _module, _fixture in SHARED_BUILDS.values():
+    try:
+        globals()[_fixture] = getattr(importlib.import_module(_module), _fixture)
+    except (ImportError, AttributeError):
+        pass
 
 # How the image's command (FACTS[language]["start_command"]) runs natively, from the built render.
 RECIPES = {
@@ -28,29 +46,40 @@ class Built:
     recipe: Recipe
 
 
-@pytest.fixture(scope="session")
-def built_service(render, tmp_path_factory, worker_id):
-    """built_service(language) -> Built: the default render, `make setup build` once per session.
+BUILD_ENV = {"GOTOOLCHAIN": "local", "GOPROXY": "off", "UV_PYTHON_DOWNLOADS": "never"}
 
-    Shared by both pytest-xdist workers through a file lock in the session's base temp folder.
-    """
+
+def own_build(render, shared: Path, language: str) -> Project:
+    """The default render, `make setup build`, shared by the xdist workers through a file lock."""
+    project = render(language=language)
+    dest = shared / f"reliability-{language}"
+    with open(shared / f"reliability-{language}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = dest / ".built-by-tests"
+        if not marker.exists():
+            shutil.rmtree(dest, ignore_errors=True)
+            project.clone_to(dest)
+            run(["make", "setup", "build"], cwd=dest, timeout=900, **BUILD_ENV)
+            marker.write_text("make setup build passed\n")
+    return Project(dest, project.answers)
+
+
+@pytest.fixture(scope="session")
+def built_service(request, render, tmp_path_factory, worker_id):
+    """built_service(language) -> Built: the default render, installed and built, once."""
     base = tmp_path_factory.getbasetemp()
     shared = base if worker_id == "master" else base.parent
     cache: dict[str, Built] = {}
 
     def _built(language: str) -> Built:
         if language not in cache:
-            project = render(language=language)
-            dest = shared / f"reliability-{language}"
-            with open(shared / f"reliability-{language}.lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                marker = dest / ".built-by-tests"
-                if not marker.exists():
-                    shutil.rmtree(dest, ignore_errors=True)
-                    project.clone_to(dest)
-                    run(["make", "setup", "build"], cwd=dest, timeout=900, GOTOOLCHAIN="local",
-                        GOPROXY="off", UV_PYTHON_DOWNLOADS="never")
-                    marker.write_text("make setup build passed\n")
+            fixture = SHARED_BUILDS[language][1]
+            if fixture in globals():
+                project = request.getfixturevalue(fixture)
+                if not (project.path / BUILT_ARTIFACT[language]).exists():
+                    run(["make", "build"], cwd=project.path, timeout=900, **BUILD_ENV)
+            else:
+                project = own_build(render, shared, language)
             recipe = RECIPES[language]
             if language == "django":
                 recipe = Recipe(recipe.command, {
@@ -58,7 +87,7 @@ def built_service(render, tmp_path_factory, worker_id):
                     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
                     "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('django-db') / 'db.sqlite3'}",
                 })
-            cache[language] = Built(Project(dest, project.answers), recipe)
+            cache[language] = Built(project, recipe)
         return cache[language]
 
     return _built

@@ -275,7 +275,10 @@ class Endpoints:
             desired = self._desired()
             return desired and desired == self.applied and self.serving_generation() == self.generation
         wait_for(settled, timeout, f"the Service to route to {self.selector}")
-        # nginx's old workers may still finish requests; new requests now use the new config
+        # Right after a reload the old worker may still accept for a moment: settled means that
+        # several fresh connections in a row land on the new configuration.
+        wait_for(lambda: all(self.serving_generation() == self.generation for _ in range(5)), timeout,
+                 "nginx's old workers to stop accepting")
         return self.generation
 
     def version(self) -> str:
