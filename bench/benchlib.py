@@ -20,14 +20,16 @@ def machine() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal"))
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
         memory = f"{mem_kb / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration):
         memory = "unknown memory"
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} cores, {cpu}, {memory}, Python {platform.python_version()}, "
-            f"load average {load}")
+    return f"{os.cpu_count()} cores, {cpu}, {memory}, Python {platform.python_version()}, load average {load}"
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -55,8 +57,22 @@ def snapshot(where: Path) -> Path:
 
 def render(template: Path, dest: Path, vcs_ref: str = "HEAD", **answers: str) -> Path:
     data = [arg for key, value in answers.items() for arg in ("--data", f"{key}={value}")]
-    sh([sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", vcs_ref,
-        *data, str(template), str(dest)])
+    sh(
+        [
+            sys.executable,
+            "-m",
+            "copier",
+            "copy",
+            "--trust",
+            "--defaults",
+            "--quiet",
+            "--vcs-ref",
+            vcs_ref,
+            *data,
+            str(template),
+            str(dest),
+        ]
+    )
     return dest
 
 

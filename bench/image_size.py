@@ -63,18 +63,40 @@ def added_node(project: Path) -> tuple[int, str]:
     added = du(prod / "node_modules", project / "dist", project / "package.json")
     npm = Path(sh(["npm", "root", "-g"]).strip()) / "npm"
     removed = du(npm) if npm.is_dir() else 0  # this machine's npm: about what the stage deletes
-    return added - removed, f"dist + production node_modules, minus npm ({removed / MB:.0f} MB, as measured here)"
+    return (
+        added - removed,
+        f"dist + production node_modules, minus npm ({removed / MB:.0f} MB, as measured here)",
+    )
 
 
 def added_django(project: Path) -> tuple[int, str]:
     venv = project / ".venv"
-    sh(["uv", "sync", "--frozen", "--no-dev", "--no-install-project"], cwd=project,
-       UV_COMPILE_BYTECODE="1", UV_PROJECT_ENVIRONMENT=str(venv))
-    sh([str(venv / "bin" / "python"), "manage.py", "collectstatic", "--noinput"], cwd=project,
-       APP_ENV="development")
+    sh(
+        ["uv", "sync", "--frozen", "--no-dev", "--no-install-project"],
+        cwd=project,
+        UV_COMPILE_BYTECODE="1",
+        UV_PROJECT_ENVIRONMENT=str(venv),
+    )
+    sh(
+        [str(venv / "bin" / "python"), "manage.py", "collectstatic", "--noinput"],
+        cwd=project,
+        APP_ENV="development",
+    )
     sh([str(venv / "bin" / "python"), "-m", "compileall", "-q", "config", "ops", "service"], cwd=project)
-    code = [project / name for name in ("manage.py", "gunicorn.conf.py", "config", "ops", "service",
-                                        "staticfiles", "pyproject.toml", "uv.lock") if (project / name).exists()]
+    code = [
+        project / name
+        for name in (
+            "manage.py",
+            "gunicorn.conf.py",
+            "config",
+            "ops",
+            "service",
+            "staticfiles",
+            "pyproject.toml",
+            "uv.lock",
+        )
+        if (project / name).exists()
+    ]
     return du(venv, *code), "the venv without dev dependencies (byte-compiled), code, static files"
 
 
@@ -95,7 +117,9 @@ def main() -> None:
     print(f"\n{'language':<8} {'runtime base':<46}{'base MB':>8}{'added MB':>9}{'total MB':>9}")
     for language, image, base, added, what in rows:
         total = f"{base + added:9.0f}" if base is not None else "        ?"
-        print(f"{language:<8} {image:<46}{base if base is not None else '?':>8}{added:>9.1f}{total}   ({what})")
+        print(
+            f"{language:<8} {image:<46}{base if base is not None else '?':>8}{added:>9.1f}{total}   ({what})"
+        )
     print("\nestimates (base sizes approximate); measured sizes: .github/workflows/e2e.yml job summary")
 
 

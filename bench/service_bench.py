@@ -122,36 +122,61 @@ class Server:
 def prepare(language: str, project: Path, levels: list[str]) -> tuple[list[Server], Server]:
     """Build the render (make setup build) and its hello-world; returns (service variants, hello)."""
     sh(["make", "setup", "build"], cwd=project)
-    common = {"APP_ENV": "production", "APP_VERSION": "bench", "SHUTDOWN_DELAY_SECONDS": "0",
-              "SHUTDOWN_TIMEOUT_SECONDS": "5"}
+    common = {
+        "APP_ENV": "production",
+        "APP_VERSION": "bench",
+        "SHUTDOWN_DELAY_SECONDS": "0",
+        "SHUTDOWN_TIMEOUT_SECONDS": "5",
+    }
     if language == "go":
         hello_dir = project.parent / "hello-go"
         hello_dir.mkdir()
         (hello_dir / "main.go").write_text(GO_HELLO)
         sh(["go", "mod", "init", "hello"], cwd=hello_dir)
-        sh(["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "hello", "."], cwd=hello_dir, CGO_ENABLED="0")
+        sh(
+            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "hello", "."],
+            cwd=hello_dir,
+            CGO_ENABLED="0",
+        )
         command, hello = ["bin/server"], Server("net/http hello", hello_dir, ["./hello"], {})
     elif language == "node":
         (project / "hello.mjs").write_text(NODE_HELLO)  # beside node_modules: the same fastify
-        command, hello = ["node", "dist/server.js"], Server("fastify hello", project, ["node", "hello.mjs"], {})
+        command, hello = (
+            ["node", "dist/server.js"],
+            Server("fastify hello", project, ["node", "hello.mjs"], {}),
+        )
     else:
         (project / "hello_django.py").write_text(DJANGO_HELLO)
         (project / "hello.gunicorn.conf.py").write_text(DJANGO_HELLO_CONF)
-        common.update(DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-                      DATABASE_URL=f"sqlite:///{project / 'bench.sqlite3'}")
+        common.update(
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+            DATABASE_URL=f"sqlite:///{project / 'bench.sqlite3'}",
+        )
         command = [".venv/bin/gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
         # the hello-world reads the same gunicorn.conf.py values, so it needs the same environment
-        hello = Server("django+gunicorn hello", project,
-                       [".venv/bin/gunicorn", "--config", "hello.gunicorn.conf.py", "hello_django:application"],
-                       dict(common))
-    services = [Server(f"service LOG_LEVEL={level}", project, command, {**common, "LOG_LEVEL": level})
-                for level in levels]
+        hello = Server(
+            "django+gunicorn hello",
+            project,
+            [".venv/bin/gunicorn", "--config", "hello.gunicorn.conf.py", "hello_django:application"],
+            dict(common),
+        )
+    services = [
+        Server(f"service LOG_LEVEL={level}", project, command, {**common, "LOG_LEVEL": level})
+        for level in levels
+    ]
     return services, hello
 
 
 def start(server: Server, port: int) -> subprocess.Popen:
-    return subprocess.Popen(server.command, cwd=server.cwd, env=env(**server.env, PORT=str(port)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        server.command,
+        cwd=server.cwd,
+        env=env(**server.env, PORT=str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -187,10 +212,25 @@ def throughput(server: Server, seconds: int, connections: int, script: Path) -> 
                 raise SystemExit(f"{server.name} did not get ready")
             time.sleep(0.02)
         # warm-up (JIT, caches, worker threads), then the measured run
-        subprocess.run(["wrk", "-t1", f"-c{connections}", "-d1s", "-s", str(script),
-                        f"http://127.0.0.1:{port}/health"], capture_output=True, check=True)
-        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
-                              f"http://127.0.0.1:{port}/health"], capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", "-d1s", "-s", str(script), f"http://127.0.0.1:{port}/health"],
+            capture_output=True,
+            check=True,
+        )
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}/health",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         stop(proc)
     result = json.loads(re.search(r"^WRK_JSON (\{.*\})$", out, re.M).group(1))
@@ -208,8 +248,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"wrk: 1 thread, {args.connections} connections, {args.duration} s x {args.rounds} rounds; "
-          f"time-to-ready: median of {args.starts} starts")
+    print(
+        f"wrk: 1 thread, {args.connections} connections, {args.duration} s x {args.rounds} rounds; "
+        f"time-to-ready: median of {args.starts} starts"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -219,8 +261,10 @@ def main() -> None:
         for language in args.languages:
             project = render(template, tmp_path / language / "project", language=language)
             services, hello = prepare(language, project, ["info", "warning"])
-            ready = {s.name: statistics.median(time_to_ready(s) for _ in range(args.starts))
-                     for s in [hello, *services]}
+            ready = {
+                s.name: statistics.median(time_to_ready(s) for _ in range(args.starts))
+                for s in [hello, *services]
+            }
             runs: dict[str, list[tuple[float, float]]] = {s.name: [] for s in [hello, *services]}
             for _ in range(args.rounds):
                 for server in [hello, *services]:
@@ -229,9 +273,19 @@ def main() -> None:
             for server in [hello, *services]:
                 rps = statistics.median(r for r, _ in runs[server.name])
                 p99 = statistics.median(p for _, p in runs[server.name])
-                rows.append((language, server.name, ready[server.name], ready[server.name] / ready[hello.name],
-                             rps, rps / base_rps, p99))
-    print(f"\n{'language':<8} {'server':<26}{'ready s':>9}{'x hello':>9}{'req/s':>10}{'x hello':>9}{'p99 ms':>9}")
+                rows.append(
+                    (
+                        language,
+                        server.name,
+                        ready[server.name],
+                        ready[server.name] / ready[hello.name],
+                        rps,
+                        rps / base_rps,
+                        p99,
+                    )
+                )
+    header = ("language", "server", "ready s", "x hello", "req/s", "x hello", "p99 ms")
+    print("\n{:<8} {:<26}{:>9}{:>9}{:>10}{:>9}{:>9}".format(*header))
     for language, name, ready_s, ready_x, rps, rps_x, p99 in rows:
         print(f"{language:<8} {name:<26}{ready_s:>9.3f}{ready_x:>9.2f}{rps:>10.0f}{rps_x:>9.2f}{p99:>9.2f}")
     print("\ntargets: time-to-ready x hello <= 1.20; throughput x hello >= 0.90")

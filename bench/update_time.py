@@ -28,9 +28,11 @@ GIT_ID = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
 def next_release(template: Path) -> tuple[str, str]:
     """Commit a typical small release on top of the snapshot; returns (old, new) commits."""
     old = sh(["git", "rev-parse", "HEAD"], cwd=template).strip()
-    for rel, line in [("template/README.md.jinja", "\nSee docs/runbook.md when paged.\n"),
-                      ("template/Makefile.jinja", "\n# release note: nothing to do\n"),
-                      ("template/Dockerfile.jinja", "\n# release note: nothing to do\n")]:
+    for rel, line in [
+        ("template/README.md.jinja", "\nSee docs/runbook.md when paged.\n"),
+        ("template/Makefile.jinja", "\n# release note: nothing to do\n"),
+        ("template/Dockerfile.jinja", "\n# release note: nothing to do\n"),
+    ]:
         with open(template / rel, "a") as file:
             file.write(line)
     sh(["git", "add", "-A"], cwd=template)
@@ -58,8 +60,23 @@ def main() -> None:
             copies = []
             for i in range(args.runs):
                 dest = tmp_path / f"copy-{language}-{i}"
-                copies.append(timed([*COPIER, "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", new,
-                                     "--data", f"language={language}", str(template), str(dest)]))
+                copies.append(
+                    timed(
+                        [
+                            *COPIER,
+                            "copy",
+                            "--trust",
+                            "--defaults",
+                            "--quiet",
+                            "--vcs-ref",
+                            new,
+                            "--data",
+                            f"language={language}",
+                            str(template),
+                            str(dest),
+                        ]
+                    )
+                )
             # the project as its owner has it: rendered from the old release, committed
             project = render(template, tmp_path / f"project-{language}", vcs_ref=old, language=language)
             sh(["git", "init", "-q"], cwd=project)
@@ -67,8 +84,21 @@ def main() -> None:
             sh(["git", *GIT_ID, "commit", "-qm", "from the old release"], cwd=project)
             updates = []
             for _ in range(args.runs):
-                updates.append(timed([*COPIER, "update", "--trust", "--defaults", "--quiet", "--vcs-ref", new,
-                                      "--skip-answered"], cwd=project))
+                updates.append(
+                    timed(
+                        [
+                            *COPIER,
+                            "update",
+                            "--trust",
+                            "--defaults",
+                            "--quiet",
+                            "--vcs-ref",
+                            new,
+                            "--skip-answered",
+                        ],
+                        cwd=project,
+                    )
+                )
                 changed = sh(["git", "status", "--porcelain"], cwd=project)
                 assert "README.md" in changed, f"the update changed nothing: {changed!r}"
                 sh(["git", "reset", "-q", "--hard"], cwd=project)

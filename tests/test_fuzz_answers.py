@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import copier
-import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -46,19 +45,60 @@ FUZZ_RENDER_EXAMPLES = int(os.environ.get("FUZZ_RENDER_EXAMPLES", "20"))
 QUESTION_NAMED = re.compile(r"""(?:question|for) ['"]([a-z_]+)['"]""", re.IGNORECASE)
 SLOW_MARKS = {"toolchain", "reliability"}
 
-CI_SETTINGS = dict(derandomize=True, database=None, deadline=None, print_blob=True,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+CI_SETTINGS = dict(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 # --------------------------------------------------------------------------------------------
 # Answer generators
 # --------------------------------------------------------------------------------------------
 TRICKY = [
-    "", " ", "\t", "\n", "x", "Ünïcødé 服务 🚀", "ﬁ ligature", "\u200b zero width", "rtl \u202e txt",
-    "{{ 7 * 7 }}", "{% raw %}", "{# c #}", "${{ secrets.GITHUB_TOKEN }}", "$(id)", "`id`", "'; rm -rf ~",
-    '"quoted"', "it's", "a: b", "- item", "# comment", "key: [1, {a: b}]", "null", "true", "~", "no",
-    "0x1F", "1e3", "*alias", "&anchor", "!!python/object", "\\", "back\\slash", "100%", "<script>",
-    "a" * 63, "a" * 64, "word " * 60, "\x00", "\x1b[31mred", "line1\r\nline2",
+    "",
+    " ",
+    "\t",
+    "\n",
+    "x",
+    "Ünïcødé 服务 🚀",
+    "ﬁ ligature",
+    "\u200b zero width",
+    "rtl \u202e txt",
+    "{{ 7 * 7 }}",
+    "{% raw %}",
+    "{# c #}",
+    "${{ secrets.GITHUB_TOKEN }}",
+    "$(id)",
+    "`id`",
+    "'; rm -rf ~",
+    '"quoted"',
+    "it's",
+    "a: b",
+    "- item",
+    "# comment",
+    "key: [1, {a: b}]",
+    "null",
+    "true",
+    "~",
+    "no",
+    "0x1F",
+    "1e3",
+    "*alias",
+    "&anchor",
+    "!!python/object",
+    "\\",
+    "back\\slash",
+    "100%",
+    "<script>",
+    "a" * 63,
+    "a" * 64,
+    "word " * 60,
+    "\x00",
+    "\x1b[31mred",
+    "line1\r\nline2",
 ]
 text = st.one_of(
     st.sampled_from(TRICKY),
@@ -67,8 +107,9 @@ text = st.one_of(
 )
 dns_label = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 owner = st.from_regex(r"\A[A-Za-z0-9]{1,12}(-[A-Za-z0-9]{1,8}){0,3}\Z")
-increasing_steps = (st.sets(st.integers(1, 99), max_size=5)
-                    .map(lambda s: ",".join(map(str, [*sorted(s), 100]))))
+increasing_steps = st.sets(st.integers(1, 99), max_size=5).map(
+    lambda s: ",".join(map(str, [*sorted(s), 100]))
+)
 any_steps = st.one_of(
     increasing_steps,
     increasing_steps.map(lambda s: s.replace(",", ", ")),
@@ -114,15 +155,18 @@ def valid_answers(draw) -> dict[str, Any]:
         "project_name": draw(text.filter(str.strip)),
         "description": draw(text),
         "github_owner": draw(owner),
-        "port": draw(st.one_of(st.sampled_from([1024, 65535, facts["default_port"]]), st.integers(1024, 65535))),
+        "port": draw(
+            st.one_of(st.sampled_from([1024, 65535, facts["default_port"]]), st.integers(1024, 65535))
+        ),
         facts["version_question"]: draw(st.sampled_from(facts["versions"])),
         "preview_deploys": draw(st.booleans()),
     }
     if draw(st.booleans()):
         answers["project_slug"] = draw(st.one_of(dns_label, st.just("a" * 63), st.just("x")))
     if strategy == "canary":
-        answers["canary_steps"] = draw(st.one_of(increasing_steps, increasing_steps.map(
-            lambda s: s.replace(",", ", ")), st.just("100")))
+        answers["canary_steps"] = draw(
+            st.one_of(increasing_steps, increasing_steps.map(lambda s: s.replace(",", ", ")), st.just("100"))
+        )
     return answers
 
 
@@ -154,8 +198,13 @@ def static_checks() -> dict[str, Callable[[Project], None]]:
             continue
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             params = list(inspect.signature(fn).parameters)
-            if (name.startswith("test_") and fn.__module__ == module.__name__ and len(params) == 1
-                    and params[0] in PER_RENDER_FIXTURES and not _marks(fn) & SLOW_MARKS):
+            if (
+                name.startswith("test_")
+                and fn.__module__ == module.__name__
+                and len(params) == 1
+                and params[0] in PER_RENDER_FIXTURES
+                and not _marks(fn) & SLOW_MARKS
+            ):
                 adapt = PER_RENDER_FIXTURES[params[0]]
                 checks[f"{path.stem}::{name}"] = lambda project, fn=fn, adapt=adapt: fn(adapt(project))
     return checks
@@ -164,16 +213,24 @@ def static_checks() -> dict[str, Callable[[Project], None]]:
 def snapshot_of_head(dest: Path) -> Path:
     """HEAD's files without git: copier then reads them in place instead of cloning (~5x faster)."""
     dest.mkdir()
-    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT, check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", "HEAD"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest
 
 
 def copy(dst: Path, answers: dict[str, Any], src: Path | None = None) -> None:
     """Render like the suite does (from ROOT at HEAD), or from a snapshot of HEAD."""
-    copier.run_copy(str(src or ROOT), str(dst), data=answers, defaults=True, unsafe=True, quiet=True,
-                    vcs_ref=None if src else "HEAD")
+    copier.run_copy(
+        str(src or ROOT),
+        str(dst),
+        data=answers,
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+        vcs_ref=None if src else "HEAD",
+    )
 
 
 def refused_or_rendered(dst: Path, answers: dict[str, Any], src: Path | None = None) -> bool:
@@ -202,9 +259,13 @@ def hygiene(project: Project) -> None:
 def test_static_checks_are_collected():
     """Guard against silently fuzzing with nothing: the suite's static checks are all found."""
     checks = static_checks()
-    assert {"test_render::test_no_template_leftovers", "test_static::test_yamllint_every_yaml_file",
-            "test_dockerfile::test_hadolint_reports_nothing", "test_workflows::test_linters_report_nothing",
-            "test_policy::test_no_secret_looking_value_in_any_render"} <= set(checks), sorted(checks)
+    assert {
+        "test_render::test_no_template_leftovers",
+        "test_static::test_yamllint_every_yaml_file",
+        "test_dockerfile::test_hadolint_reports_nothing",
+        "test_workflows::test_linters_report_nothing",
+        "test_policy::test_no_secret_looking_value_in_any_render",
+    } <= set(checks), sorted(checks)
 
 
 def test_any_answer_set_is_refused_cleanly_or_renders_clean(tmp_path):
@@ -233,8 +294,12 @@ def test_valid_answer_sets_render_projects_that_pass_every_static_check(tmp_path
     counter = iter(range(10**9))
 
     # no shrinking here: each example costs seconds; the failing answers are printed as found
-    @settings(max_examples=FUZZ_RENDER_EXAMPLES, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-              report_multiple_bugs=False, **CI_SETTINGS)
+    @settings(
+        max_examples=FUZZ_RENDER_EXAMPLES,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        report_multiple_bugs=False,
+        **CI_SETTINGS,
+    )
     @given(answers=valid_answers())
     def check(answers):
         dst = tmp_path / f"r{next(counter)}"
@@ -251,8 +316,12 @@ def test_valid_answer_sets_render_projects_that_pass_every_static_check(tmp_path
     check()
     assert rendered
     # one checkov run over every fuzzed render (starting checkov costs ~8 s)
-    failed = [(check["file_path"], check["check_id"], check["check_name"])
-              for report in checkov(tmp_path) for check in report.get("results", {}).get("failed_checks", [])]
+    failed = [
+        (check["file_path"], check["check_id"], check["check_name"])
+        for report in checkov(tmp_path)
+        for check in report.get("results", {}).get("failed_checks", [])
+    ]
     by_dir = {dst.name: answers for dst, answers in rendered}
-    assert not failed, "\n".join(f"{path} {cid} {name} answers={by_dir.get(path.split('/')[1])!r}"
-                                 for path, cid, name in failed)
+    assert not failed, "\n".join(
+        f"{path} {cid} {name} answers={by_dir.get(path.split('/')[1])!r}" for path, cid, name in failed
+    )

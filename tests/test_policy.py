@@ -38,8 +38,21 @@ IDS = [f"{language}-{strategy}" for language, strategy in MATRIX]
 
 def checkov(directory: Path) -> list[dict]:
     """checkov's JSON reports (one per framework that found something to scan) for a directory."""
-    proc = run([str(CHECKOV), "-d", str(directory), "--compact", "--skip-download",
-                "--output", "json", "--framework", *FRAMEWORKS], check=False, timeout=900)
+    proc = run(
+        [
+            str(CHECKOV),
+            "-d",
+            str(directory),
+            "--compact",
+            "--skip-download",
+            "--output",
+            "json",
+            "--framework",
+            *FRAMEWORKS,
+        ],
+        check=False,
+        timeout=900,
+    )
     # exit 1 means "failed checks" and still prints the report; anything else is checkov failing
     assert proc.returncode in (0, 1), f"checkov exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     reports = json.loads(proc.stdout) if proc.stdout.strip() else []
@@ -77,8 +90,10 @@ def policy_scan(render, tmp_path_factory):
         project = render(language=language, deployment_strategy=strategy)
         scan_copy(project, root / ident)
         built[ident] = sorted(p.stem for p in (root / ident / BUILT).glob("*.yaml"))
-    by_render: dict[str, dict] = {ident: {"failed": [], "passed": [], "skipped": [], "parsing_errors": [],
-                                          "built": built[ident]} for ident in IDS}
+    by_render: dict[str, dict] = {
+        ident: {"failed": [], "passed": [], "skipped": [], "parsing_errors": [], "built": built[ident]}
+        for ident in IDS
+    }
     for report in checkov(root):
         results = report.get("results", {})
         for kind in ("failed", "passed", "skipped"):
@@ -86,13 +101,17 @@ def policy_scan(render, tmp_path_factory):
                 ident = check["file_path"].lstrip("/").split("/")[0]
                 by_render[ident][kind].append({**check, "check_type": report.get("check_type")})
         for path in results.get("parsing_errors", []):
-            by_render[str(path).removeprefix(str(root)).lstrip("/").split("/")[0]]["parsing_errors"].append(path)
+            by_render[str(path).removeprefix(str(root)).lstrip("/").split("/")[0]]["parsing_errors"].append(
+                path
+            )
     return by_render
 
 
 def describe(check: dict) -> str:
-    return (f"{check['check_id']} {check['check_name']} in {check['file_path']}"
-            f" ({check.get('resource')}, lines {check.get('file_line_range')})")
+    return (
+        f"{check['check_id']} {check['check_name']} in {check['file_path']}"
+        f" ({check.get('resource')}, lines {check.get('file_line_range')})"
+    )
 
 
 @pytest.mark.parametrize("ident", IDS)
@@ -116,16 +135,25 @@ def test_built_overlays_are_scanned(policy_scan, ident):
     """Kustomize patches only make sense merged: the built output is what reaches the cluster."""
     result = policy_scan[ident]
     for overlay in result["built"]:
-        scanned = {check["file_path"] for kind in ("passed", "failed", "skipped") for check in result[kind]
-                   if check["check_type"] == "kubernetes"}
-        assert f"/{ident}/{BUILT}/{overlay}.yaml" in scanned, f"checkov did not scan the built {overlay} overlay"
+        scanned = {
+            check["file_path"]
+            for kind in ("passed", "failed", "skipped")
+            for check in result[kind]
+            if check["check_type"] == "kubernetes"
+        }
+        assert f"/{ident}/{BUILT}/{overlay}.yaml" in scanned, (
+            f"checkov did not scan the built {overlay} overlay"
+        )
 
 
 def test_checkov_catches_a_planted_violation(tmp_path):
     """The scan is live: a root container without a HEALTHCHECK must fail."""
     (tmp_path / "Dockerfile").write_text("FROM alpine:3.20\nRUN echo hi\n")
-    failed = {check["check_id"] for report in checkov(tmp_path)
-              for check in report.get("results", {}).get("failed_checks", [])}
+    failed = {
+        check["check_id"]
+        for report in checkov(tmp_path)
+        for check in report.get("results", {}).get("failed_checks", [])
+    }
     assert {"CKV_DOCKER_2", "CKV_DOCKER_3"} <= failed, failed
 
 
@@ -141,8 +169,11 @@ def secrets_in(paths: list[Path]) -> list[str]:
     with default_settings():
         for path in paths:
             found.scan_file(str(path))
-    return [f"{secret.filename}:{secret.line_number}: {secret.type}" for _, secret in found
-            if not NOT_A_SECRET.match((secret.secret_value or "").partition("\n")[0])]
+    return [
+        f"{secret.filename}:{secret.line_number}: {secret.type}"
+        for _, secret in found
+        if not NOT_A_SECRET.match((secret.secret_value or "").partition("\n")[0])
+    ]
 
 
 def test_no_secret_looking_value_in_any_render(project):
@@ -152,7 +183,9 @@ def test_no_secret_looking_value_in_any_render(project):
 
 def test_secret_scan_catches_planted_secrets(tmp_path):
     planted = tmp_path / "settings.env"
-    planted.write_text('AWS_ACCESS_KEY_ID=AKIAIOSFODNN7QWERTYU\npassword = "hunter2-correct-horse"\n'
-                       "DATABASE_URL=postgres://app:s3cr3t-Pw@db:5432/app\n"
-                       "# postgres://USER:PASSWORD@HOST:5432/NAME\n")
+    planted.write_text(
+        'AWS_ACCESS_KEY_ID=AKIAIOSFODNN7QWERTYU\npassword = "hunter2-correct-horse"\n'
+        "DATABASE_URL=postgres://app:s3cr3t-Pw@db:5432/app\n"
+        "# postgres://USER:PASSWORD@HOST:5432/NAME\n"
+    )
     assert {line.split(":")[1] for line in secrets_in([planted])} == {"1", "2", "3"}

@@ -20,9 +20,11 @@ from harness import Recipe
 from helpers import Project, run
 
 # language -> (module, session fixture giving the default render installed, `make setup` done)
-SHARED_BUILDS = {"node": ("test_node_service", "node_service"),
-                 "django": ("test_django_service", "django_service"),
-                 "go": ("test_go_service", "go_service")}
+SHARED_BUILDS = {
+    "node": ("test_node_service", "node_service"),
+    "django": ("test_django_service", "django_service"),
+    "go": ("test_go_service", "go_service"),
+}
 # what `make build` leaves behind, per language: built when missing
 BUILT_ARTIFACT = {"go": "bin/server", "node": "dist/server.js", "django": "staticfiles"}
 for _module, _fixture in SHARED_BUILDS.values():
@@ -82,11 +84,14 @@ def built_service(request, render, tmp_path_factory, worker_id):
                 project = own_build(render, shared, language)
             recipe = RECIPES[language]
             if language == "django":
-                recipe = Recipe(recipe.command, {
-                    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-                    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-                    "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('django-db') / 'db.sqlite3'}",
-                })
+                recipe = Recipe(
+                    recipe.command,
+                    {
+                        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+                        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+                        "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('django-db') / 'db.sqlite3'}",
+                    },
+                )
             cache[language] = Built(project, recipe)
         return cache[language]
 

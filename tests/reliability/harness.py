@@ -86,9 +86,16 @@ class Instance:
         self.cwd, self.recipe, self.version = cwd, recipe, version
         self.port = free_port()
         self.log = logs / f"{version}-{self.port}.log"
-        self.env = {"PORT": str(self.port), "APP_ENV": "production", "LOG_LEVEL": "warning",
-                    "APP_VERSION": version, "SHUTDOWN_DELAY_SECONDS": "1",
-                    "SHUTDOWN_TIMEOUT_SECONDS": "5", **recipe.env, **env}
+        self.env = {
+            "PORT": str(self.port),
+            "APP_ENV": "production",
+            "LOG_LEVEL": "warning",
+            "APP_VERSION": version,
+            "SHUTDOWN_DELAY_SECONDS": "1",
+            "SHUTDOWN_TIMEOUT_SECONDS": "5",
+            **recipe.env,
+            **env,
+        }
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
         self.signalled = 0.0
@@ -99,8 +106,14 @@ class Instance:
     def start(self) -> "Instance":
         with open(self.log, "ab") as out:
             self.started = time.monotonic()
-            self.proc = subprocess.Popen(self.recipe.command, cwd=self.cwd, env=tool_env(**self.env),
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.recipe.command,
+                cwd=self.cwd,
+                env=tool_env(**self.env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -112,10 +125,12 @@ class Instance:
 
     def wait_ready(self, timeout: float = 90) -> float:
         """Seconds from process start until /ready answered 200."""
+
         def check():
             if not self.alive:
                 raise AssertionError(f"{self} exited with {self.proc.returncode}:\n{self.tail()}")
             return self.ready()
+
         wait_for(check, timeout, f"{self} to be ready")
         return time.monotonic() - self.started
 
@@ -136,7 +151,9 @@ class Instance:
             self.proc.wait(timeout=10)
 
     def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+        return (
+            "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,12 +224,20 @@ class Endpoints:
     def _write(self, endpoints: tuple) -> None:
         self.generation += 1
         self.history[self.generation] = dict(endpoints)
-        servers = "\n".join(f"    server {LOOPBACK}:{port} weight={weight} max_fails=1 fail_timeout=5s;"
-                            for port, weight in endpoints)
+        servers = "\n".join(
+            f"    server {LOOPBACK}:{port} weight={weight} max_fails=1 fail_timeout=5s;"
+            for port, weight in endpoints
+        )
         user = "user root root;" if os.geteuid() == 0 else ""  # workers otherwise drop to nobody
-        (self.dir / "nginx.conf").write_text(NGINX_CONF.format(
-            user=user, dir=self.dir, servers=servers, listen=f"{LOOPBACK}:{self.port}",
-            generation=self.generation))
+        (self.dir / "nginx.conf").write_text(
+            NGINX_CONF.format(
+                user=user,
+                dir=self.dir,
+                servers=servers,
+                listen=f"{LOOPBACK}:{self.port}",
+                generation=self.generation,
+            )
+        )
         self.applied = endpoints
 
     def _desired(self) -> tuple:
@@ -236,10 +261,20 @@ class Endpoints:
         desired = self._desired()
         assert desired, f"no ready member among {members}"
         self._write(desired)
-        self.proc = subprocess.Popen([NGINX, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),
-                                      "-e", str(self.dir / "error.log")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [
+                NGINX,
+                "-p",
+                str(self.dir),
+                "-c",
+                str(self.dir / "nginx.conf"),
+                "-e",
+                str(self.dir / "error.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_for(lambda: self.serving_generation() == self.generation, 10, "nginx to serve")
         self.thread.start()
         return self
@@ -271,14 +306,19 @@ class Endpoints:
 
     def settle(self, timeout: float = 30) -> int:
         """Wait until nginx routes exactly to the ready selected members; returns the generation."""
+
         def settled():
             desired = self._desired()
             return desired and desired == self.applied and self.serving_generation() == self.generation
+
         wait_for(settled, timeout, f"the Service to route to {self.selector}")
         # Right after a reload the old worker may still accept for a moment: settled means that
         # several fresh connections in a row land on the new configuration.
-        wait_for(lambda: all(self.serving_generation() == self.generation for _ in range(5)), timeout,
-                 "nginx's old workers to stop accepting")
+        wait_for(
+            lambda: all(self.serving_generation() == self.generation for _ in range(5)),
+            timeout,
+            "nginx's old workers to stop accepting",
+        )
         return self.generation
 
     def version(self) -> str:
@@ -299,8 +339,10 @@ class Endpoints:
             addresses = re.findall(r":(\d+)", rest)  # after a retry: "a:1, b:2"; the last one answered
             if addresses:
                 counts[int(generation)][int(addresses[-1])] += 1
-        return {gen: (sum(c.values()), {port: n / sum(c.values()) for port, n in c.items()})
-                for gen, c in counts.items()}
+        return {
+            gen: (sum(c.values()), {port: n / sum(c.values()) for port, n in c.items()})
+            for gen, c in counts.items()
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,26 +389,49 @@ class LoadResult:
         return self.non2xx + self.connect + self.read + self.write + self.timeout
 
     def summary(self) -> str:
-        return (f"{self.requests} requests in {self.duration_s:.1f} s, {self.failed} failed "
-                f"(non-2xx {self.non2xx}, connect {self.connect}, read {self.read}, write {self.write}, "
-                f"timeout {self.timeout}), p99 {self.p99_ms:.1f} ms")
+        return (
+            f"{self.requests} requests in {self.duration_s:.1f} s, {self.failed} failed "
+            f"(non-2xx {self.non2xx}, connect {self.connect}, read {self.read}, write {self.write}, "
+            f"timeout {self.timeout}), p99 {self.p99_ms:.1f} ms"
+        )
 
 
 class Load:
     """Constant load with wrk against a loopback URL; bounded by ``max_seconds``; stop() ends it."""
 
-    def __init__(self, port: int, workdir: Path, path: str = "/health", connections: int = 8,
-                 delay_ms: int = 2, max_seconds: int = 120, keepalive: bool = False):
+    def __init__(
+        self,
+        port: int,
+        workdir: Path,
+        path: str = "/health",
+        connections: int = 8,
+        delay_ms: int = 2,
+        max_seconds: int = 120,
+        keepalive: bool = False,
+    ):
         script = workdir / "load.lua"
         headers = "" if keepalive else 'wrk.headers["Connection"] = "close"'
         script.write_text(WRK_SCRIPT % {"delay_ms": delay_ms, "headers": headers})
-        self.cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max_seconds}s", "--timeout", "5s",
-                    "-s", str(script), f"http://{LOOPBACK}:{port}{path}"]
+        self.cmd = [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{max_seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            f"http://{LOOPBACK}:{port}{path}",
+        ]
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "Load":
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         time.sleep(0.3)  # let wrk connect before the choreography starts
         assert self.proc.poll() is None, self.proc.stdout.read()
         return self

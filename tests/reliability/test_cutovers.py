@@ -53,9 +53,18 @@ def drain(instance: Instance, service: Endpoints) -> None:
 
 
 def record(record_property, name: str, result: LoadResult, service: Endpoints, **extra) -> None:
-    record_property("evidence", {"drill": name, "requests": result.requests, "failed": result.failed,
-                                 "seconds": round(result.duration_s, 1), "p99_ms": round(result.p99_ms, 1),
-                                 "retried_by_proxy": service.retried(), **extra})
+    record_property(
+        "evidence",
+        {
+            "drill": name,
+            "requests": result.requests,
+            "failed": result.failed,
+            "seconds": round(result.duration_s, 1),
+            "p99_ms": round(result.p99_ms, 1),
+            "retried_by_proxy": service.retried(),
+            **extra,
+        },
+    )
     assert result.failed == 0, f"{name}: {result.summary()}"
     assert result.requests > 100, f"{name}: too little load to say anything: {result.summary()}"
 
@@ -118,7 +127,9 @@ def test_blue_green_switch_then_switch_back(cluster, workdir, record_property, l
 
 def canary_steps(render, language: str) -> list[int]:
     """The template's default steps, read from a canary render's recorded answers."""
-    return parse_steps(render(language=language, deployment_strategy="canary").recorded_answers["canary_steps"])
+    return parse_steps(
+        render(language=language, deployment_strategy="canary").recorded_answers["canary_steps"]
+    )
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
