@@ -2,10 +2,12 @@
 
 checkov runs from its own virtual environment (scripts/checkov.sh creates .cache/checkov-venv from
 the pinned requirements-checkov.txt), offline (`--skip-download`) and limited to the frameworks
-that matter here. Starting checkov costs ~8 s of imports, so every render of the matrix (and the
-production overlay of each, built with `kubectl kustomize` into a file) is scanned in ONE run per
-test session and the findings are split per render. A skipped check must carry its reason in
-place: `# checkov:skip=CKV_...: why` next to what it excuses.
+that matter here. Starting checkov costs ~8 s of imports, so every render of the matrix (with
+each of its overlays built as deploy/scripts/deploy.sh builds it: namespace, image by digest) is
+scanned in ONE run per test session and the findings are split per render. A skipped check must
+carry its reason in place: `# checkov:skip=CKV_...: why` next to what it excuses in a Dockerfile or
+workflow; on a Kubernetes object, whose comments `kubectl kustomize` drops, the annotation
+`checkov.io/skip1: CKV_...=why`.
 
 Secrets: Yelp's detect-secrets library with its default plugins (keywords, private keys, cloud
 tokens, high-entropy strings) over every file of every render. A deliberate non-secret (test data,
@@ -25,6 +27,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from detect_secrets import SecretsCollection
 from detect_secrets.settings import default_settings
 
@@ -61,23 +64,59 @@ def checkov(directory: Path) -> list[dict]:
 
 def overlays(project: Project) -> list[Path]:
     root = project.path / "deploy" / "k8s" / "overlays"
-    return sorted(p for p in root.iterdir() if (p / "kustomization.yaml").exists()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / "kustomization.yaml").exists())
+
+
+# deploy.sh deploys an image by digest; this one stands for it in what the policy scan sees
+DIGEST = "sha256:" + "0" * 64
 
 
 def build_overlays(project: Project, dest: Path) -> list[str]:
-    """`kubectl kustomize` each overlay of the render into dest/<overlay>.yaml; returns their names."""
+    """Each overlay built as deploy/scripts/deploy.sh builds it, into dest/<overlay>.yaml.
+
+    deploy.sh (lib.sh `render`) copies deploy/k8s, adds a release kustomization over the overlay
+    with the namespace and the image by digest, and builds that: so does this. The preview
+    overlay's namespace is chosen per pull request (`<slug>-pr-<N>`).
+    """
     dest.mkdir(parents=True, exist_ok=True)
+    answers = project.recorded_answers
+    image = f"ghcr.io/{answers['github_owner'].lower()}/{answers['project_slug']}"
     names = []
     for overlay in overlays(project):
-        built = run(["kubectl", "kustomize", str(overlay)], cwd=project.path).stdout
+        work = dest / f".{overlay.name}-k8s"
+        shutil.copytree(project.path / "deploy" / "k8s", work)
+        release = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [f"../overlays/{overlay.name}"],
+            "images": [{"name": image, "digest": DIGEST}],
+        }
+        if overlay.name == "preview":
+            release["namespace"] = f"{answers['project_slug'][:50]}-pr-1"
+        (work / "release").mkdir()
+        (work / "release" / "kustomization.yaml").write_text(yaml.safe_dump(release))
+        built = run(["kubectl", "kustomize", str(work / "release")], cwd=project.path).stdout
+        shutil.rmtree(work)
         (dest / f"{overlay.name}.yaml").write_text(built)
         names.append(overlay.name)
     return names
 
 
 def scan_copy(project: Project, dest: Path) -> None:
-    """What checkov scans for one render: the render itself plus its overlays, built."""
-    shutil.copytree(project.path, dest, ignore=shutil.ignore_patterns(".git", "node_modules", ".venv"))
+    """What checkov scans for one render: the render with its Kubernetes manifests as they reach a
+    cluster (the built overlays), not the kustomize sources (a base without its namespace and
+    image, patches that are fragments of objects)."""
+    shutil.copytree(
+        project.path,
+        dest,
+        ignore=lambda folder, names: [
+            n
+            for n in names
+            if n in {".git", "node_modules", ".venv"} or Path(folder, n) == project.path / "deploy" / "k8s"
+        ],
+    )
     build_overlays(project, dest / BUILT)
 
 
