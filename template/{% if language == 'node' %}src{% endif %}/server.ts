@@ -25,9 +25,14 @@ const app = buildApp({ config, lifecycle });
 let stopping = false;
 function onSignal(signal: NodeJS.Signals): void {
   if (stopping) {
-    // A second signal (Ctrl-C twice) means "now".
-    app.log.warn({ signal }, 'second signal: exiting without draining');
-    process.exit(1);
+    // A repeated SIGTERM (a wrapper such as make forwarding the one it got) changes nothing;
+    // a second Ctrl-C means "now".
+    if (signal === 'SIGINT') {
+      app.log.warn({ signal }, 'second interrupt: exiting without draining');
+      process.exit(1);
+    }
+    app.log.info({ signal }, 'already shutting down');
+    return;
   }
   stopping = true;
   shutdown(app, lifecycle, {

@@ -49,14 +49,18 @@ describe('server process', () => {
     assert.ok(messages.some((m) => m.startsWith('drained')));
   });
 
-  it('exits at once on a second signal', async () => {
+  it('ignores a repeated SIGTERM but exits at once on a second Ctrl-C', async () => {
     const port = await freePort();
     const child = startServer({ PORT: String(port), SHUTDOWN_DELAY_SECONDS: '30' });
     await waitFor(async () => (await get(port, '/health')).status === 200);
-    child.kill('SIGINT');
+    child.kill('SIGTERM');
     await waitFor(async () => (await get(port, '/ready')).status === 503);
+    child.kill('SIGTERM');
+    await waitFor(async () => child.output().includes('already shutting down'));
+    assert.equal((await get(port, '/health')).status, 200, 'still serving through the delay');
     child.kill('SIGINT');
     assert.equal(await exited(child), 1);
+    assert.match(child.output(), /second interrupt: exiting without draining/);
   });
 
   it('exits non-zero when the port is taken', async () => {
