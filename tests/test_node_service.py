@@ -359,12 +359,13 @@ def test_sigterm_under_load_loses_no_request_and_exits_0(node_service, tmp_path)
         signalled = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
 
-        ready_during_delay = []
+        readiness = []  # (seconds since SIGTERM, status)
         while time.monotonic() < signalled + delay - 0.7:
+            asked = time.monotonic() - signalled
             try:
-                ready_during_delay.append(get(port, "/ready", timeout=2)[0])
+                readiness.append((asked, get(port, "/ready", timeout=2)[0]))
             except OSError as exc:
-                ready_during_delay.append(type(exc).__name__)
+                readiness.append((asked, type(exc).__name__))
             time.sleep(0.1)
         code = proc.wait(timeout=30)
         done.set()
@@ -375,7 +376,9 @@ def test_sigterm_under_load_loses_no_request_and_exits_0(node_service, tmp_path)
         stop(proc)
 
     assert code == 0, log.read_text()
-    assert ready_during_delay and set(ready_during_delay) == {503}, ready_during_delay
+    # "At once": the signal needs one turn of the event loop; from then on readiness is 503.
+    settled = [status for asked, status in readiness if asked >= 0.2]
+    assert len(settled) >= 3 and set(settled) == {503}, readiness
     before = [outcome for began, outcome in results if began < signalled]
     # Requests begun well inside the delay are served too (the margin absorbs scheduling jitter).
     during = [outcome for began, outcome in results if signalled <= began < signalled + delay - 0.7]
