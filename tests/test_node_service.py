@@ -351,7 +351,7 @@ def test_sigterm_under_load_loses_no_request_and_exits_0(node_service, tmp_path)
                 results.append((began, outcome))
 
     try:
-        wait_until_serving(port, proc, timeout=60)
+        wait_until_serving(port, proc)
         threads = [threading.Thread(target=client, daemon=True) for _ in range(8)]
         for thread in threads:
             thread.start()

@@ -81,16 +81,25 @@ export async function get(port: number, path: string): Promise<Answer> {
   });
 }
 
+const started = new Set<ChildProcess>();
+
 /** Starts `src/server.ts` in a child process, as `node dist/server.js` would run. */
 export function startServer(env: Record<string, string>): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.add(child);
+  child.once('exit', () => started.delete(child));
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   return Object.assign(child, { output: () => output });
+}
+
+/** Kills whatever a failed test left running, so that the test file can end. */
+export function killStartedServers(): void {
+  for (const child of started) child.kill('SIGKILL');
 }
 
 export async function exited(child: ChildProcess): Promise<number | null> {

@@ -1,10 +1,12 @@
 // The real process: `src/server.ts` in a child process, as `node dist/server.js` runs in the image.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 
-import { exited, freePort, get, startServer, waitFor } from './helpers.js';
+import { exited, freePort, get, killStartedServers, startServer, waitFor } from './helpers.js';
 
-describe('server process', () => {
+after(killStartedServers);
+
+describe('server process', { timeout: 180_000 }, () => {
   it('refuses to start on a bad configuration, naming every bad variable', async () => {
     const child = startServer({ LOG_LEVEL: 'verbose', PORT: 'http' });
     assert.equal(await exited(child), 1);
@@ -20,7 +22,7 @@ describe('server process', () => {
       PORT: String(port),
       LOG_LEVEL: 'info',
       APP_VERSION: '9.9.9',
-      SHUTDOWN_DELAY_SECONDS: '1',
+      SHUTDOWN_DELAY_SECONDS: '3',
       SHUTDOWN_TIMEOUT_SECONDS: '5',
     });
     await waitFor(async () => (await get(port, '/ready')).status === 200);
@@ -29,12 +31,12 @@ describe('server process', () => {
 
     const signalled = Date.now();
     child.kill('SIGTERM');
-    await waitFor(async () => (await get(port, '/ready')).status === 503, 900);
+    await waitFor(async () => (await get(port, '/ready')).status === 503, 2500);
     assert.equal((await get(port, '/health')).status, 200, 'still serving during the delay');
     assert.equal((await get(port, '/')).status, 200);
 
     assert.equal(await exited(child), 0);
-    assert.ok(Date.now() - signalled >= 1000, 'waited SHUTDOWN_DELAY_SECONDS before closing');
+    assert.ok(Date.now() - signalled >= 3000, 'waited SHUTDOWN_DELAY_SECONDS before closing');
     const lines = child
       .output()
       .trim()
