@@ -21,12 +21,13 @@ async function listening(slowMs: number) {
 
 describe('graceful shutdown', () => {
   it('goes unready at once, keeps serving through the delay, then drains in-flight requests', async () => {
-    const { app, logs, lifecycle, port } = await listening(400);
+    const { app, logs, lifecycle, port } = await listening(1500);
     const inFlight = get(port, '/slow');
     await sleep(50);
 
+    const started = Date.now();
     const done = shutdown(app, lifecycle, {
-      delaySeconds: 0.3,
+      delaySeconds: 1,
       timeoutSeconds: 5,
       reason: 'SIGTERM',
     });
@@ -36,6 +37,7 @@ describe('graceful shutdown', () => {
     assert.equal((await get(port, '/')).status, 200);
 
     assert.equal(await done, 'drained');
+    assert.ok(Date.now() - started >= 1400, 'close waited for the request still in flight');
     const answer: Answer = await inFlight;
     assert.equal(answer.status, 200, 'the request begun before SIGTERM completed');
     assert.deepEqual(JSON.parse(answer.body), { done: true });
