@@ -1,8 +1,9 @@
+// Team-owned, like routes.ts next to it: test your endpoints here.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { SERVICE_NAME } from '../../src/service.js';
-import { buildTestApp } from '../helpers.js';
+import { SERVICE_NAME } from '../service.js';
+import { buildTestApp } from '../../test/helpers.js';
 
 describe('GET /', () => {
   it('names the service and its version', async () => {
