@@ -226,6 +226,36 @@ def test_make_lint_typecheck_test_build_pass(node_service):
 
 
 @pytest.mark.toolchain
+def test_runtime_stage_contents_serve_on_their_own(node_service, tmp_path):
+    """What the image's runtime stage holds, natively: package.json, `npm ci --omit=dev` and dist/.
+
+    Catches a runtime import of a dev dependency, which the full node_modules of the tests hides.
+    """
+    image = tmp_path / "app"
+    image.mkdir()
+    for name in FACTS["node"]["dependency_files"]:
+        shutil.copy(node_service.path / name, image / name)
+    run(["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=image,
+        timeout=600)
+    assert not (image / "node_modules" / "typescript").exists(), "dev dependencies stayed out"
+    shutil.copytree(node_service.path / "dist", image / "dist")
+    port = free_port()
+    proc = start(FACTS["node"]["start_command"], image, tmp_path / "server.log", PORT=str(port),
+                 NODE_ENV="production", SHUTDOWN_DELAY_SECONDS="0")
+    try:
+        wait_until_serving(port, proc)
+        healthcheck = run(FACTS["node"]["healthcheck_command"], cwd=image, check=False,
+                          PORT=str(port))
+        assert healthcheck.returncode == 0, healthcheck.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop(proc)
+    healthcheck = run(FACTS["node"]["healthcheck_command"], cwd=image, check=False, PORT=str(port))
+    assert healthcheck.returncode == 1 and "healthcheck failed" in healthcheck.stderr
+
+
+@pytest.mark.toolchain
 def test_lint_and_typecheck_catch_planted_mistakes(node_service, tmp_path):
     """The checks are not just present: type-aware ESLint, Prettier and strict tsc all bite."""
     copy = tmp_path / "service"
