@@ -11,9 +11,11 @@ which is why users pass ``--trust``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from copier_template_extensions import ContextHook
+from jinja2 import pass_context
 from jinja2.ext import Extension
 
 # --------------------------------------------------------------------------------------------
@@ -45,6 +47,24 @@ FACTS: dict[str, dict[str, Any]] = {
         "dependabot_ecosystem": "npm",
         "setup_action": "actions/setup-node",
         "writable_paths": ["/tmp"],
+        # Variables this language reads beyond COMMON_ENV (docs table and .env.example come from here).
+        "env": [],
+        # How scripts/readiness.py finds the variables the source reads (env-access idiom).
+        "env_scan": {
+            "suffixes": [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"],
+            "exclude": r"(^|/)(test|tests|__tests__)/|\.(test|spec)\.[cm]?[jt]s$",
+            # process.env.NAME, process.env["NAME"], env.NAME, env["NAME"] (config read from an env object)
+            "patterns": [r"\benv\??\.([A-Z][A-Z0-9_]*)\b", r"\benv\??\.?\[\s*[\"'`]([A-Z][A-Z0-9_]*)[\"'`]\s*\]"],
+        },
+        # Files of the service that keep the contract, named by docs/production-readiness.md.
+        "contract_files": {
+            "health": "src/health.ts",
+            "config": "src/config.ts",
+            "logging": "src/logger.ts",
+            "metrics": "src/metrics.ts",
+            "shutdown": "src/server.ts",
+            "security_headers": "",
+        },
     },
     "go": {
         "display_name": "Go (standard library)",
@@ -69,6 +89,21 @@ FACTS: dict[str, dict[str, Any]] = {
         "dependabot_ecosystem": "gomod",
         "setup_action": "actions/setup-go",
         "writable_paths": ["/tmp"],
+        "env": [],
+        "env_scan": {
+            "suffixes": [".go"],
+            "exclude": r"_test\.go$",
+            # os.Getenv("NAME"), os.LookupEnv("NAME"), and injected getenv/lookupEnv("NAME") helpers
+            "patterns": [r"\b\w*(?:[Gg]etenv|[Ll]ookup[Ee]nv|[Ee]nv)\w*\(\s*\"([A-Z][A-Z0-9_]*)\""],
+        },
+        "contract_files": {
+            "health": "internal/health/health.go",
+            "config": "internal/config/config.go",
+            "logging": "internal/server/logging.go",
+            "metrics": "internal/metrics/metrics.go",
+            "shutdown": "cmd/server/main.go",
+            "security_headers": "",
+        },
     },
     "django": {
         "display_name": "Python (Django 5.2 LTS)",
@@ -95,6 +130,28 @@ FACTS: dict[str, dict[str, Any]] = {
         "dependabot_ecosystem": "uv",
         "setup_action": "astral-sh/setup-uv",
         "writable_paths": ["/tmp"],
+        "env": [
+            {"name": "DJANGO_SECRET_KEY", "default": "", "required": True,
+             "meaning": "Django's signing key: long and random, from a Secret; never committed"},
+            {"name": "DJANGO_ALLOWED_HOSTS", "default": "localhost,127.0.0.1", "required": True,
+             "meaning": "Comma-separated host names the service answers (probes by pod IP are always allowed)"},
+            {"name": "DATABASE_URL", "default": "sqlite:///db.sqlite3", "required": True,
+             "meaning": "Database URL: SQLite for local work, PostgreSQL (postgres://...) in staging and production"},
+        ],
+        "env_scan": {
+            "suffixes": [".py"],
+            "exclude": r"(^|/)(tests?/|test_[^/]*\.py$|[^/]*_tests?\.py$|conftest\.py$)",
+            # os.environ["NAME"], os.environ.get("NAME"), os.getenv("NAME"), env("NAME"), env.str("NAME")
+            "patterns": [r"\b(?:environ(?:\.get|\.setdefault|\.pop)?|getenv|env(?:\.\w+)?)\s*[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']"],
+        },
+        "contract_files": {
+            "health": "service/health.py",
+            "config": "config/settings.py",
+            "logging": "config/logging.py",
+            "metrics": "service/metrics.py",
+            "shutdown": "gunicorn.conf.py",
+            "security_headers": "config/settings.py",
+        },
     },
 }
 
@@ -104,6 +161,25 @@ COMMON_DOCKERIGNORE = [".git", ".github", ".env", ".env.*", "!.env.example", "*.
                        "*.swp", ".DS_Store", ".copier-answers.yml"]
 COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".vscode/", "*.swp",
                     "*.rej", "*.orig"]
+
+# Variables every language reads (the service contract). With each row's "env" they are the one
+# source of .env.example and of the configuration table in docs/deployment.md. "default" is the
+# value used when the variable is unset ("" = none: the service refuses to start without it in
+# production); "required" = must be set explicitly in production.
+COMMON_ENV: list[dict[str, Any]] = [
+    {"name": "PORT", "default": "{port}", "required": False,
+     "meaning": "TCP port the HTTP server listens on (the probes and the Service use the same port)"},
+    {"name": "APP_ENV", "default": "development", "required": True,
+     "meaning": "Environment name: development, staging or production (production turns on the strict checks)"},
+    {"name": "LOG_LEVEL", "default": "info", "required": False,
+     "meaning": "Least severe level logged: debug, info, warning or error"},
+    {"name": "APP_VERSION", "default": "dev", "required": False,
+     "meaning": "Version reported by /health/detailed and the logs; the image build sets it"},
+    {"name": "SHUTDOWN_DELAY_SECONDS", "default": "5", "required": False,
+     "meaning": "Seconds to keep serving after SIGTERM, with /ready already 503, so load balancers stop routing"},
+    {"name": "SHUTDOWN_TIMEOUT_SECONDS", "default": "20", "required": False,
+     "meaning": "Seconds in-flight requests get to finish once the server stops accepting"},
+]
 
 STRATEGIES = {
     "rolling": "Rolling update",
@@ -177,6 +253,43 @@ def canary_steps_error(value: Any) -> str:
 
 
 
+# --------------------------------------------------------------------------------------------
+# rendered(path, ...): does this render produce these files? Docs claim a guarantee (a ticked
+# checklist item naming a file) only when the file is really there, whatever the answers and
+# whichever parts of the template exist. Mirrors copier: each template path is rendered with the
+# answers; a path with an empty segment is skipped; the templates suffix is dropped.
+# --------------------------------------------------------------------------------------------
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "template"
+TEMPLATES_SUFFIX = ".jinja"
+_RENDERED_CACHE: dict[tuple, frozenset[str]] = {}
+
+
+def _rendered_paths(ctx) -> frozenset[str]:
+    values = ctx.get_all()
+    answers = tuple(sorted((key, repr(value)) for key, value in values.items()
+                           if not key.startswith("_") and isinstance(value, (str, int, float, bool))))
+    key = (str(TEMPLATE_DIR), answers)
+    if key not in _RENDERED_CACHE:
+        paths = set()
+        for file in TEMPLATE_DIR.rglob("*"):
+            if not file.is_file():
+                continue
+            rel = file.relative_to(TEMPLATE_DIR).as_posix()
+            if "{" in rel:
+                rel = ctx.environment.from_string(rel).render(values)
+            if any(part == "" for part in rel.split("/")):
+                continue
+            paths.add(rel.removesuffix(TEMPLATES_SUFFIX))
+        _RENDERED_CACHE[key] = frozenset(paths)
+    return _RENDERED_CACHE[key]
+
+
+@pass_context
+def rendered(ctx, *paths: str) -> bool:
+    """True when every one of ``paths`` (relative to the rendered repository) is rendered."""
+    return bool(paths) and all(path in _rendered_paths(ctx) for path in paths)
+
+
 class ContextUpdater(ContextHook):
     """Exposes ``facts`` (the chosen language's row) and derived values to every template."""
 
@@ -199,6 +312,9 @@ class ContextUpdater(ContextHook):
         steps = context.get("canary_steps") or "100"
         # Questions are validated after the hook runs: never raise on an answer being refused.
         context["steps"] = parse_steps(steps) if not canary_steps_error(steps) else []
+        port = context.get("port", facts["default_port"])
+        context["env_vars"] = [dict(var, default=var["default"].format(port=port))
+                               for var in COMMON_ENV + facts["env"]]
 
 
 class Filters(Extension):
@@ -217,5 +333,5 @@ class Filters(Extension):
         environment.globals.update(
             FACTS=FACTS,
             STRATEGIES=STRATEGIES,
-            
+            rendered=rendered,
         )
