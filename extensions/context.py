@@ -89,19 +89,21 @@ FACTS: dict[str, dict[str, Any]] = {
         "dependabot_ecosystem": "gomod",
         "setup_action": "actions/setup-go",
         "writable_paths": ["/tmp"],
-        "env": [],
+        # unset APP_ENV means production (internal/config): the strict, safe default
+        "env": [{"name": "APP_ENV", "default": "production", "local": "development"}],
         "env_scan": {
             "suffixes": [".go"],
             "exclude": r"_test\.go$",
-            # os.Getenv("NAME"), os.LookupEnv("NAME"), and injected getenv/lookupEnv("NAME") helpers
-            "patterns": [r"\b\w*(?:[Gg]etenv|[Ll]ookup[Ee]nv|[Ee]nv)\w*\(\s*\"([A-Z][A-Z0-9_]*)\""],
+            # os.Getenv("NAME") / os.LookupEnv("NAME"), and the config parser's unexported helpers
+            # taking the variable's name first: p.port("PORT"), p.seconds("SHUTDOWN_DELAY_SECONDS", ...)
+            "patterns": [r"(?:\bos\.(?:Getenv|LookupEnv)|\.[a-z]\w*|\b[a-z]\w*)\(\s*\"([A-Z][A-Z0-9_]*)\""],
         },
         "contract_files": {
             "health": "internal/health/health.go",
             "config": "internal/config/config.go",
-            "logging": "internal/server/logging.go",
+            "logging": "internal/middleware/middleware.go",
             "metrics": "internal/metrics/metrics.go",
-            "shutdown": "cmd/server/main.go",
+            "shutdown": "internal/server/server.go",
             "security_headers": "",
         },
     },
@@ -165,7 +167,9 @@ COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".
 # Variables every language reads (the service contract). With each row's "env" they are the one
 # source of .env.example and of the configuration table in docs/deployment.md. "default" is the
 # value used when the variable is unset ("" = none: the service refuses to start without it in
-# production); "required" = must be set explicitly in production.
+# production); "local" (optional) is the value .env.example suggests for local work when it differs;
+# "required" = must be set explicitly in production. A row's entry named like a common one
+# overrides its fields.
 COMMON_ENV: list[dict[str, Any]] = [
     {"name": "PORT", "default": "{port}", "required": False,
      "meaning": "TCP port the HTTP server listens on (the probes and the Service use the same port)"},
@@ -290,6 +294,15 @@ def rendered(ctx, *paths: str) -> bool:
     return bool(paths) and all(path in _rendered_paths(ctx) for path in paths)
 
 
+def env_vars(facts: dict[str, Any], port: Any) -> list[dict[str, Any]]:
+    """COMMON_ENV then the language's own variables; a language entry named like a common one
+    overrides its fields (for example a different default)."""
+    own = {var["name"]: var for var in facts["env"]}
+    merged = [{**var, **own.pop(var["name"], {})} for var in COMMON_ENV] + list(own.values())
+    return [dict(var, default=str(var["default"]).format(port=port),
+                 local=str(var.get("local", var["default"])).format(port=port)) for var in merged]
+
+
 class ContextUpdater(ContextHook):
     """Exposes ``facts`` (the chosen language's row) and derived values to every template."""
 
@@ -312,9 +325,7 @@ class ContextUpdater(ContextHook):
         steps = context.get("canary_steps") or "100"
         # Questions are validated after the hook runs: never raise on an answer being refused.
         context["steps"] = parse_steps(steps) if not canary_steps_error(steps) else []
-        port = context.get("port", facts["default_port"])
-        context["env_vars"] = [dict(var, default=var["default"].format(port=port))
-                               for var in COMMON_ENV + facts["env"]]
+        context["env_vars"] = env_vars(facts, context.get("port", facts["default_port"]))
 
 
 class Filters(Extension):
