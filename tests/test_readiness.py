@@ -24,7 +24,7 @@ PART = {"image-user": "Dockerfile", "image-healthcheck": "Dockerfile", "image-pi
         "k8s-probes": "deploy/k8s/overlays", "k8s-resources": "deploy/k8s/overlays",
         "k8s-security-context": "deploy/k8s/overlays", "actions-pinned": ".github/workflows",
         "workflow-permissions": ".github/workflows", "ci-readiness": ".github/workflows",
-        "no-secrets": ".", "env-documented": ".env.example", "checklist-files": "docs/production-readiness.md"}
+        "no-secrets": ".", "env-documented": "<source>", "checklist-files": "docs/production-readiness.md"}
 
 
 def readiness(path: Path, *rules: str) -> tuple[int, dict[str, tuple[str, list[str]]]]:
@@ -46,6 +46,8 @@ def readiness(path: Path, *rules: str) -> tuple[int, dict[str, tuple[str, list[s
 
 
 def rendered(project, part: str) -> bool:
+    if part == "<source>":  # the language's service
+        return any(rendered(project, src) for src in FACTS[project.language]["source_dirs"])
     path = project.path / part
     return path.is_dir() and any(path.iterdir()) if path.is_dir() else path.exists()
 
@@ -59,6 +61,8 @@ def test_every_rule_holds_on_a_fresh_render_where_its_part_exists(project):
         else:
             assert status == "FAIL" and lines, f"{rule} passed although {PART[rule]} is not rendered"
     assert (code == 0) == all(rendered(project, part) for part in PART.values())
+    if code == 0:  # and so is `make readiness`, with the same interpreter
+        run(["make", "readiness", f"READINESS_VENV={Path(sys.executable).parent.parent}"], cwd=project.path)
 
 
 def test_the_source_scan_finds_exactly_the_documented_variables(render):
