@@ -233,3 +233,25 @@ def test_docs_link_to_each_other_and_to_existing_anchors(project):
                 slugs = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
                          for h in re.findall(r"^#+ (.+)$", page, re.M)}
                 assert anchor in slugs, f"{name} links {target}#{anchor}, which is no heading"
+
+
+def test_deploy_settings_table_matches_the_scripts(project):
+    """Every `: "${NAME:=default}"` setting of deploy/scripts is in deployment.md, same default."""
+    table = {m[0]: m[1] for m in re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \| (`[^`]*`|none) \|",
+                                            sections(project.text("docs/deployment.md"))["Deploy settings"], re.M)}
+    scripts = project.path / "deploy/scripts"
+    settings = {}
+    for script in sorted(scripts.glob("*.sh")) if scripts.is_dir() else []:
+        settings.update(re.findall(r'^: "\$\{([A-Z][A-Z0-9_]*):=([^}]*)\}"', script.read_text(), re.M))
+    for name, default in settings.items():
+        assert name in table, f"deploy/scripts read {name}, which docs/deployment.md does not list"
+        assert table[name] == (f"`{default}`" if default else "none"), f"{name}: default differs"
+    if settings:
+        assert set(table) == set(settings), f"documented but not read: {set(table) - set(settings)}"
+
+
+def test_deployment_guide_explains_migrations(project):
+    body = sections(project.text("docs/deployment.md"))["Database migrations"]
+    assert "expand" in body and "contract" in body
+    if project.language == "django":  # the one language with a database
+        assert f"{project.answers.get('project_slug', 'my-service')}-migrate" in body
