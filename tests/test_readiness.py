@@ -355,3 +355,11 @@ def test_make_readiness_provisions_its_own_python(private_render, tmp_path):
     assert proc.returncode == (2 if direct else 0), "make fails exactly when the check fails"
     again = run(["make", "readiness"], cwd=project.path, check=False, timeout=120, XDG_CACHE_HOME=str(cache))
     assert "pip" not in again.stdout + again.stderr and again.returncode == proc.returncode
+
+
+def test_the_docs_page_lists_every_rule():
+    from helpers import ROOT
+    page = (ROOT / "docs" / "readiness.md").read_text()
+    documented = re.findall(r"^\| `([a-z0-9-]+)` \|", page, re.M)
+    script = (ROOT / "template" / "scripts" / "readiness.py.jinja").read_text()
+    assert documented == re.findall(r'^    Rule\("([a-z0-9-]+)"', script, re.M) == RULES

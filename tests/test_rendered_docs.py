@@ -255,3 +255,14 @@ def test_deployment_guide_explains_migrations(project):
     assert "expand" in body and "contract" in body
     if project.language == "django":  # the one language with a database
         assert f"{project.answers.get('project_slug', 'my-service')}-migrate" in body
+
+
+def test_service_contract_page_names_each_language_contract_files():
+    from helpers import ROOT
+    page = (ROOT / "docs" / "service-contract.md").read_text()
+    rows = {m[0]: [c.strip() for c in m[1].split("|")[1:-1]]
+            for m in re.findall(r"^\| [a-z ]+ \(`([a-z_]+)`\) (\|.*)$", page, re.M)}
+    for index, (language, row) in enumerate(FACTS.items()):
+        assert set(rows) == set(row["contract_files"])
+        for key, path in row["contract_files"].items():
+            assert rows[key][index] == (f"`{path}`" if path else "open item"), f"{language} {key}"
