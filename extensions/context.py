@@ -49,20 +49,27 @@ FACTS: dict[str, dict[str, Any]] = {
         "writable_paths": ["/tmp"],
         # Variables this language reads beyond COMMON_ENV (docs table and .env.example come from here).
         "env": [],
-        # How scripts/readiness.py finds the variables the source reads (env-access idiom).
+        # How scripts/readiness.py finds the variables the source reads (env-access idiom): files to
+        # scan in source_dirs, test files to skip, and patterns whose first group is a variable
+        # ("files": only in matching paths; "upper": the group is upper-cased).
         "env_scan": {
             "suffixes": [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"],
             "exclude": r"(^|/)(test|tests|__tests__)/|\.(test|spec)\.[cm]?[jt]s$",
-            # process.env.NAME, process.env["NAME"], env.NAME, env["NAME"] (config read from an env object)
-            "patterns": [r"\benv\??\.([A-Z][A-Z0-9_]*)\b", r"\benv\??\.?\[\s*[\"'`]([A-Z][A-Z0-9_]*)[\"'`]\s*\]"],
+            "patterns": [
+                # process.env.NAME, process.env['NAME'], env.NAME (config read from an env object)
+                {"regex": r"\benv\??\.([A-Z][A-Z0-9_]*)\b"},
+                {"regex": r"\benv\??\.?\[\s*[\"'`]([A-Z][A-Z0-9_]*)[\"'`]\s*\]"},
+                # the keys of the zod schema that validates process.env
+                {"regex": r"^\s+([A-Z][A-Z0-9_]*)\s*:", "files": r"(^|/)config\.ts$"},
+            ],
         },
         # Files of the service that keep the contract, named by docs/production-readiness.md.
         "contract_files": {
-            "health": "src/health.ts",
+            "health": "src/routes/health.ts",
             "config": "src/config.ts",
-            "logging": "src/logger.ts",
-            "metrics": "src/metrics.ts",
-            "shutdown": "src/server.ts",
+            "logging": "src/plugins/request-log.ts",
+            "metrics": "src/plugins/metrics.ts",
+            "shutdown": "src/shutdown.ts",
             "security_headers": "",
         },
     },
@@ -96,7 +103,7 @@ FACTS: dict[str, dict[str, Any]] = {
             "exclude": r"_test\.go$",
             # os.Getenv("NAME") / os.LookupEnv("NAME"), and the config parser's unexported helpers
             # taking the variable's name first: p.port("PORT"), p.seconds("SHUTDOWN_DELAY_SECONDS", ...)
-            "patterns": [r"(?:\bos\.(?:Getenv|LookupEnv)|\.[a-z]\w*|\b[a-z]\w*)\(\s*\"([A-Z][A-Z0-9_]*)\""],
+            "patterns": [{"regex": r"(?:\bos\.(?:Getenv|LookupEnv)|\.[a-z]\w*|\b[a-z]\w*)\(\s*\"([A-Z][A-Z0-9_]*)\""}],
         },
         "contract_files": {
             "health": "internal/health/health.go",
@@ -134,24 +141,39 @@ FACTS: dict[str, dict[str, Any]] = {
         "writable_paths": ["/tmp"],
         "env": [
             {"name": "DJANGO_SECRET_KEY", "default": "", "required": True,
-             "meaning": "Django's signing key: long and random, from a Secret; never committed"},
-            {"name": "DJANGO_ALLOWED_HOSTS", "default": "localhost,127.0.0.1", "required": True,
-             "meaning": "Comma-separated host names the service answers (probes by pod IP are always allowed)"},
-            {"name": "DATABASE_URL", "default": "sqlite:///db.sqlite3", "required": True,
-             "meaning": "Database URL: SQLite for local work, PostgreSQL (postgres://...) in staging and production"},
+             "meaning": "Django's signing key, at least 50 random characters from a Secret "
+                        "(python -c \"import secrets; print(secrets.token_urlsafe(64))\"); "
+                        "empty in development, where a fixed insecure key is used"},
+            {"name": "DJANGO_ALLOWED_HOSTS", "default": "", "local": "localhost,127.0.0.1", "required": True,
+             "meaning": "Comma-separated host names clients use (probes and scrapes by pod IP need no "
+                        "entry); empty in development: localhost"},
+            {"name": "DATABASE_URL", "default": "", "required": True,
+             "meaning": "Database URL: empty in development (SQLite in db.sqlite3); PostgreSQL in staging "
+                        "and production (postgres://USER:PASSWORD@HOST:5432/NAME, from a Secret)"},
+            {"name": "WEB_CONCURRENCY", "default": "2", "required": False,
+             "meaning": "gunicorn worker processes; workers x threads requests run at once, so size "
+                        "them to the container's CPU limit"},
+            {"name": "GUNICORN_THREADS", "default": "4", "required": False,
+             "meaning": "Threads per gunicorn worker"},
+            {"name": "GUNICORN_TIMEOUT", "default": "30", "required": False,
+             "meaning": "Seconds before gunicorn replaces a silent worker"},
         ],
         "env_scan": {
             "suffixes": [".py"],
             "exclude": r"(^|/)(tests?/|test_[^/]*\.py$|[^/]*_tests?\.py$|conftest\.py$)",
-            # os.environ["NAME"], os.environ.get("NAME"), os.getenv("NAME"), env("NAME"), env.str("NAME")
-            "patterns": [r"\b(?:environ(?:\.get|\.setdefault|\.pop)?|getenv|env(?:\.\w+)?)\s*[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']"],
+            "patterns": [
+                # os.environ["NAME"], os.environ.get("NAME"), os.getenv("NAME"), env("NAME")
+                {"regex": r"\b(?:environ(?:\.get|\.setdefault|\.pop)?|getenv|env)\s*[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']"},
+                # the fields of the pydantic-settings class in config/env.py (name = field upper-cased)
+                {"regex": r"^    ([a-z][a-z0-9_]*): [A-Za-z]", "files": r"^config/env\.py$", "upper": True},
+            ],
         },
         "contract_files": {
-            "health": "service/health.py",
-            "config": "config/settings.py",
-            "logging": "config/logging.py",
-            "metrics": "service/metrics.py",
-            "shutdown": "gunicorn.conf.py",
+            "health": "ops/views.py",
+            "config": "config/env.py",
+            "logging": "ops/logs.py",
+            "metrics": "ops/views.py",
+            "shutdown": "ops/lifecycle.py",
             "security_headers": "config/settings.py",
         },
     },

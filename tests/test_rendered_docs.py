@@ -165,13 +165,15 @@ def env_table(text: str) -> dict[str, list[str]]:
 
 def env_example(project) -> dict[str, tuple[str, str]]:
     """NAME -> (value, the comment just above it)."""
-    out, comment = {}, ""
+    out, comment = {}, []
     for line in project.text(".env.example").splitlines():
         if line.startswith("#"):
-            comment = line
+            comment.append(line.lstrip("# "))
         elif "=" in line:
             name, _, value = line.partition("=")
-            out[name] = (value, comment)
+            out[name] = (value, " ".join(comment))
+        else:
+            comment = []
     return out
 
 
