@@ -146,7 +146,8 @@ def test_image_healthcheck_violation(private_render):
 
 def test_image_pinned_violation(private_render):
     project = private_render(language="go")
-    edit(project.path / "Dockerfile", re.compile(r"^FROM golang:\S+", re.M), "FROM golang:latest")
+    edit(project.path / "Dockerfile", re.compile(r"^(FROM\s+(?:--\S+\s+)*)(golang):[^\s@]+(?:@\S+)?", re.M),
+         r"\1\2:latest")
     expect_failure(project, "image-pinned", "Dockerfile:", "golang:latest")
 
 
