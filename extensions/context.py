@@ -162,8 +162,9 @@ FACTS: dict[str, dict[str, Any]] = {
             "suffixes": [".py"],
             "exclude": r"(^|/)(tests?/|test_[^/]*\.py$|[^/]*_tests?\.py$|conftest\.py$)",
             "patterns": [
-                # os.environ["NAME"], os.environ.get("NAME"), os.getenv("NAME"), env("NAME")
-                {"regex": r"\b(?:environ(?:\.get|\.setdefault|\.pop)?|getenv|env)\s*[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']"},
+                # os.environ["NAME"], os.environ.get("NAME"), os.getenv("NAME"); not a WSGI environ,
+                # nor os.environ.setdefault (the code sets DJANGO_SETTINGS_MODULE for Django itself)
+                {"regex": r"(?:\bos\.environ(?:\.get)?|\bos\.getenv|(?<![\w.])getenv)\s*[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']"},
                 # the fields of the pydantic-settings class in config/env.py (name = field upper-cased)
                 {"regex": r"^    ([a-z][a-z0-9_]*): [A-Za-z]", "files": r"^config/env\.py$", "upper": True},
             ],
