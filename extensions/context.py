@@ -46,6 +46,8 @@ FACTS: dict[str, dict[str, Any]] = {
         "dockerignore": ["node_modules", "dist", "coverage", "*.tsbuildinfo", "test", "**/*.test.ts"],
         "dependabot_ecosystem": "npm",
         "setup_action": "actions/setup-node",
+        # what `make test` writes; CI uploads it as the coverage artifact
+        "coverage_paths": ["coverage/"],
         "writable_paths": ["/tmp"],
         # Variables this language reads beyond COMMON_ENV (docs table and .env.example come from here).
         "env": [],
@@ -95,6 +97,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "dockerignore": ["bin", "server", "coverage.out", "*.test"],
         "dependabot_ecosystem": "gomod",
         "setup_action": "actions/setup-go",
+        "coverage_paths": ["coverage.out"],
         "writable_paths": ["/tmp"],
         # unset APP_ENV means production (internal/config): the strict, safe default
         "env": [{"name": "APP_ENV", "default": "production", "local": "development"}],
@@ -138,6 +141,7 @@ FACTS: dict[str, dict[str, Any]] = {
                          ".pytest_cache", ".mypy_cache", ".ruff_cache", ".coverage", "htmlcov"],
         "dependabot_ecosystem": "uv",
         "setup_action": "astral-sh/setup-uv",
+        "coverage_paths": ["coverage.xml", "htmlcov/"],
         "writable_paths": ["/tmp"],
         "env": [
             {"name": "DJANGO_SECRET_KEY", "default": "", "required": True,
