@@ -89,7 +89,7 @@ TICKED_WHEN_RENDERED = {
     "Pinned actions, least privilege": ".github/workflows/ci.yml",
     "Readiness check in CI": ".github/workflows/ci.yml",
     "Previous image available and tagged": ".github/workflows/deploy.yml",
-    "Dependencies scanned for CVEs": ".github/dependabot.yml",
+    "Dependencies kept current": ".github/dependabot.yml",
     "Rollback plan": "deploy/scripts/rollback.sh",
     "Runbook": "docs/runbook.md",
 }
