@@ -209,7 +209,7 @@ def test_runbook_has_its_sections_with_this_repository_commands(project):
     assert "On-call and escalation" in found
     assert f"{slug}-production" in found["Readiness failing"]
     assert "deploy/scripts/rollback.sh --env production" in found["Rollback"]
-    failed = {"rolling": "rollout pause", "blue-green": "jsonpath='{.spec.selector}'",
+    failed = {"rolling": "rollout status deployment/", "blue-green": "jsonpath='{.spec.selector}'",
               "canary": "deploy/scripts/abort-canary.sh"}[project.strategy]
     assert failed in found["Failed rollout"]
     migration = "manage.py migrate" if project.language == "django" else "no database"
