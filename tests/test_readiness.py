@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import LANGUAGES, run
 
 from extensions.context import FACTS
-from helpers import LANGUAGES, run
 
 RULES = ["image-user", "image-healthcheck", "image-pinned", "k8s-probes", "k8s-resources",
          "k8s-security-context", "actions-pinned", "workflow-permissions", "ci-readiness", "no-secrets",
@@ -73,7 +73,7 @@ def test_the_source_scan_finds_exactly_the_documented_variables(render):
             continue  # the language's service is not on this branch yet: nothing to scan
         proc = run([sys.executable, "scripts/readiness.py", "--show-env"], cwd=project.path)
         read = {line.split("\t")[0] for line in proc.stdout.splitlines()}
-        documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", project.text(".env.example"), re.M))
+        documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", project.text(".env.example"), re.MULTILINE))
         assert read == documented, (f"{language}: read but undocumented {sorted(read - documented)}, "
                                     f"documented but not found by the scan {sorted(documented - read)}")
 
@@ -128,25 +128,25 @@ def needs_part(project, rule: str) -> bool:
 @pytest.mark.parametrize("user, words", [("app", "is a name"), ("0:0", "is root")])
 def test_image_user_violation(private_render, user, words):
     project = private_render(language="node")
-    edit(project.path / "Dockerfile", re.compile(r"^USER .*$", re.M), f"USER {user}")
+    edit(project.path / "Dockerfile", re.compile(r"^USER .*$", re.MULTILINE), f"USER {user}")
     expect_failure(project, "image-user", "Dockerfile", words)
 
 
 def test_image_without_user(private_render):
     project = private_render(language="go", deployment_strategy="canary")
-    edit(project.path / "Dockerfile", re.compile(r"^USER .*\n", re.M), "")
+    edit(project.path / "Dockerfile", re.compile(r"^USER .*\n", re.MULTILINE), "")
     expect_failure(project, "image-user", "Dockerfile", "runs as root")
 
 
 def test_image_healthcheck_violation(private_render):
     project = private_render(language="django")
-    edit(project.path / "Dockerfile", re.compile(r"^HEALTHCHECK (?:.*\\\n)*.*\n", re.M), "")
+    edit(project.path / "Dockerfile", re.compile(r"^HEALTHCHECK (?:.*\\\n)*.*\n", re.MULTILINE), "")
     expect_failure(project, "image-healthcheck", "Dockerfile", "no HEALTHCHECK")
 
 
 def test_image_pinned_violation(private_render):
     project = private_render(language="go")
-    edit(project.path / "Dockerfile", re.compile(r"^(FROM\s+(?:--\S+\s+)*)(golang):[^\s@]+(?:@\S+)?", re.M),
+    edit(project.path / "Dockerfile", re.compile(r"^(FROM\s+(?:--\S+\s+)*)(golang):[^\s@]+(?:@\S+)?", re.MULTILINE),
          r"\1\2:latest")
     expect_failure(project, "image-pinned", "Dockerfile:", "golang:latest")
 
@@ -155,7 +155,7 @@ def test_image_pinned_resolves_build_args(private_render):
     project = private_render(language="node")
     dockerfile = project.path / "Dockerfile"
     text = dockerfile.read_text()
-    first_from = re.search(r"^FROM (\S+)", text, re.M)
+    first_from = re.search(r"^FROM (\S+)", text, re.MULTILINE)
     dockerfile.write_text(text.replace("FROM " + first_from.group(1), "ARG BASE=node\nFROM ${BASE}", 1))
     expect_failure(project, "image-pinned", "Dockerfile:", "FROM node is not pinned")
 
@@ -236,9 +236,9 @@ def test_workflow_permissions_violation(private_render, permissions, words):
     if not needs_part(project, "workflow-permissions"):
         return
     workflow = project.path / ".github/workflows/ci.yml"
-    edit(workflow, re.compile(r"^permissions:.*\n(?:[ #].*\n)*", re.M), permissions)
+    edit(workflow, re.compile(r"^permissions:.*\n(?:[ #].*\n)*", re.MULTILINE), permissions)
     if not permissions:  # and no job declares its own
-        edit(workflow, re.compile(r"^    permissions:.*\n(?:      .*\n)*", re.M), "", count=0)
+        edit(workflow, re.compile(r"^    permissions:.*\n(?:      .*\n)*", re.MULTILINE), "", count=0)
     expect_failure(project, "workflow-permissions", ".github/workflows/ci.yml", words)
 
 
@@ -285,14 +285,14 @@ def test_secret_scan_allows_placeholders_and_marked_lines(private_render):
     planted.write_text('api_key = "your-api-key-here-1234567"\npassword: ${DB_PASSWORD}\n'
                        'token = "q8Zr2Lw9Xv4Tn7Bk3Hs6"  # readiness: allow-secret (test fixture)\n'
                        "postgres://app:changeme@localhost/app\n")
-    code, results = readiness(project.path, "no-secrets")
+    _, results = readiness(project.path, "no-secrets")
     assert results["no-secrets"] == ("ok", []), results
 
 
 PLANTED_READ = {
     "node": ("src", "planted.ts", "export const planted = process.env.PLANTED_VARIABLE;\n"),
-    "go": ("internal", "planted.go", 'package planted\n\nimport "os"\n\n'
-                                     'var Planted = os.Getenv("PLANTED_VARIABLE")\n'),
+    "go": ("internal", "planted.go",
+           'package planted\n\nimport "os"\n\nvar Planted = os.Getenv("PLANTED_VARIABLE")\n'),
     "django": ("config", "planted.py", 'import os\n\nPLANTED = os.environ.get("PLANTED_VARIABLE")\n'),
 }
 
@@ -313,9 +313,9 @@ def test_env_documented_variable_removed(private_render, language):
     project = private_render(language=language)
     if not any((project.path / s).exists() for s in FACTS[language]["source_dirs"]):
         # the service is not on this branch yet: the rule reports that it found no read at all
-        expect_failure(project, "env-documented", "scripts/readiness.py", "found no environment variable")
+        expect_failure(project, "env-documented", "scripts/readiness.json", "found no environment variable")
         return
-    edit(project.path / ".env.example", re.compile(r"^LOG_LEVEL=.*\n", re.M), "")
+    edit(project.path / ".env.example", re.compile(r"^LOG_LEVEL=.*\n", re.MULTILINE), "")
     expect_failure(project, "env-documented", ".env.example", "LOG_LEVEL")
 
 
@@ -334,13 +334,13 @@ def test_checklist_item_ticked_without_a_file(private_render):
 
 def test_the_report_lists_every_failure_and_exits_1(private_render):
     project = private_render(language="django", deployment_strategy="canary")
-    edit(project.path / "Dockerfile", re.compile(r"^USER .*$", re.M), "USER root")
+    edit(project.path / "Dockerfile", re.compile(r"^USER .*$", re.MULTILINE), "USER root")
     (project.path / ".gitignore").unlink()
     proc = run([sys.executable, "scripts/readiness.py"], cwd=project.path, check=False)
     assert proc.returncode == 1
-    assert re.search(r"^FAIL\s+image-user", proc.stdout, re.M)
-    assert re.search(r"^FAIL\s+checklist-files", proc.stdout, re.M)
-    assert re.search(r"^readiness: \d+ of 12 rules hold; fix the files named above", proc.stdout, re.M)
+    assert re.search(r"^FAIL\s+image-user", proc.stdout, re.MULTILINE)
+    assert re.search(r"^FAIL\s+checklist-files", proc.stdout, re.MULTILINE)
+    assert re.search(r"^readiness: \d+ of 12 rules hold; fix the files named above", proc.stdout, re.MULTILINE)
 
 
 @pytest.mark.toolchain
@@ -351,7 +351,7 @@ def test_make_readiness_provisions_its_own_python(private_render, tmp_path):
     proc = run(["make", "readiness"], cwd=project.path, check=False, timeout=300,
                XDG_CACHE_HOME=str(cache))
     assert (cache / "service-readiness").is_dir()
-    assert re.search(r"^readiness: \d+ of 12 rules hold", proc.stdout, re.M), proc.stdout + proc.stderr
+    assert re.search(r"^readiness: \d+ of 12 rules hold", proc.stdout, re.MULTILINE), proc.stdout + proc.stderr
     direct, _ = readiness(project.path)
     assert proc.returncode == (2 if direct else 0), "make fails exactly when the check fails"
     again = run(["make", "readiness"], cwd=project.path, check=False, timeout=120, XDG_CACHE_HOME=str(cache))
@@ -361,6 +361,14 @@ def test_make_readiness_provisions_its_own_python(private_render, tmp_path):
 def test_the_docs_page_lists_every_rule():
     from helpers import ROOT
     page = (ROOT / "docs" / "readiness.md").read_text()
-    documented = re.findall(r"^\| `([a-z0-9-]+)` \|", page, re.M)
-    script = (ROOT / "template" / "scripts" / "readiness.py.jinja").read_text()
-    assert documented == re.findall(r'^    Rule\("([a-z0-9-]+)"', script, re.M) == RULES
+    documented = re.findall(r"^\| `([a-z0-9-]+)` \|", page, re.MULTILINE)
+    script = (ROOT / "template" / "scripts" / "readiness.py").read_text()
+    assert documented == re.findall(r'Rule\(\s*"([a-z0-9-]+)"', script) == RULES
+
+
+def test_the_script_passes_the_django_render_linters(render):
+    """The script is part of every repository; Django's `make lint` checks it with its own rules."""
+    project = render(language="django")
+    assert "[tool.ruff" in project.text("pyproject.toml")
+    run(["ruff", "check", "--no-cache", "scripts/readiness.py"], cwd=project.path)
+    run(["ruff", "format", "--no-cache", "--check", "scripts/readiness.py"], cwd=project.path)

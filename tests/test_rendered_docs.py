@@ -31,13 +31,13 @@ STRATEGY_ITEMS = {
     "blue-green": ["Capacity for two colours", "The switch tested", "Backward-compatible changes between versions"],
     "canary": ["Metrics gate defined", "Backward-compatible changes between versions"],
 }
-TICKED = re.compile(r"^- \[x\] \*\*(.+?)\*\*(.*)$", re.M)
-OPEN = re.compile(r"^- \[ \] \*\*(.+?)\*\*", re.M)
+TICKED = re.compile(r"^- \[x\] \*\*(.+?)\*\*(.*)$", re.MULTILINE)
+OPEN = re.compile(r"^- \[ \] \*\*(.+?)\*\*", re.MULTILINE)
 GUARANTEED = re.compile(r"Guaranteed by ((?:`[^`]+`(?:, )?)+)\.")
 
 
 def sections(text: str) -> dict[str, str]:
-    parts = re.split(r"^## (.+)$", text, flags=re.M)
+    parts = re.split(r"^## (.+)$", text, flags=re.MULTILINE)
     return {title.strip(): body for title, body in zip(parts[1::2], parts[2::2])}
 
 
@@ -68,10 +68,10 @@ def test_each_ticked_item_names_existing_files(project):
 
 def test_every_item_is_either_ticked_or_has_guidance(project):
     text = project.text("docs/production-readiness.md")
-    for match in re.finditer(r"^- \[ \] \*\*(.+?)\*\*.*\n((?:  .*\n)+)", text, re.M):
+    for match in re.finditer(r"^- \[ \] \*\*(.+?)\*\*.*\n((?:  .*\n)+)", text, re.MULTILINE):
         assert len(match.group(2).split()) >= 8, f"open item {match.group(1)!r} has no real guidance"
     open_items = OPEN.findall(text)
-    blocks = re.findall(r"^- \[ \] .*\n(?!  )", text, re.M)
+    blocks = re.findall(r"^- \[ \] .*\n(?!  )", text, re.MULTILINE)
     assert not blocks, f"open items without guidance: {blocks}"
     assert len(open_items) + len(TICKED.findall(text)) >= 36
 
@@ -123,7 +123,7 @@ def test_strategy_items_present(project):
 
 
 def mermaid_blocks(text: str) -> list[str]:
-    return re.findall(r"^```mermaid\n(.*?)^```$", text, re.M | re.S)
+    return re.findall(r"^```mermaid\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
 
 
 def test_deployment_guide_has_both_diagrams(project):
@@ -160,7 +160,7 @@ def test_deployment_guide_says_how_to_deploy_promote_and_roll_back(project):
 def env_table(text: str) -> dict[str, list[str]]:
     body = sections(text)["Configuration"]
     return {m[0]: [cell.strip() for cell in m[1].split("|")[1:-1]]
-            for m in re.findall(r"^\| `([A-Z][A-Z0-9_]*)` (\|.*)$", body, re.M)}
+            for m in re.findall(r"^\| `([A-Z][A-Z0-9_]*)` (\|.*)$", body, re.MULTILINE)}
 
 
 def env_example(project) -> dict[str, tuple[str, str]]:
@@ -232,18 +232,18 @@ def test_docs_link_to_each_other_and_to_existing_anchors(project):
             assert (target or name) in docs, f"{name} links {target}, which is not rendered"
             if anchor:
                 slugs = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
-                         for h in re.findall(r"^#+ (.+)$", docs[target or name], re.M)}
+                         for h in re.findall(r"^#+ (.+)$", docs[target or name], re.MULTILINE)}
                 assert anchor in slugs, f"{name} links {target}#{anchor}, which is no heading"
 
 
 def test_deploy_settings_table_matches_the_scripts(project):
     """Every `: "${NAME:=default}"` setting of deploy/scripts is in deployment.md, same default."""
     table = {m[0]: m[1] for m in re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \| (`[^`]*`|none) \|",
-                                            sections(project.text("docs/deployment.md"))["Deploy settings"], re.M)}
+                                            sections(project.text("docs/deployment.md"))["Deploy settings"], re.MULTILINE)}
     scripts = project.path / "deploy/scripts"
     settings = {}
     for script in sorted(scripts.glob("*.sh")) if scripts.is_dir() else []:
-        settings.update(re.findall(r'^: "\$\{([A-Z][A-Z0-9_]*):=([^}]*)\}"', script.read_text(), re.M))
+        settings.update(re.findall(r'^: "\$\{([A-Z][A-Z0-9_]*):=([^}]*)\}"', script.read_text(), re.MULTILINE))
     for name, default in settings.items():
         assert name in table, f"deploy/scripts read {name}, which docs/deployment.md does not list"
         assert table[name] == (f"`{default}`" if default else "none"), f"{name}: default differs"
@@ -262,7 +262,7 @@ def test_service_contract_page_names_each_language_contract_files():
     from helpers import ROOT
     page = (ROOT / "docs" / "service-contract.md").read_text()
     rows = {m[0]: [c.strip() for c in m[1].split("|")[1:-1]]
-            for m in re.findall(r"^\| [a-z ]+ \(`([a-z_]+)`\) (\|.*)$", page, re.M)}
+            for m in re.findall(r"^\| [a-z ]+ \(`([a-z_]+)`\) (\|.*)$", page, re.MULTILINE)}
     for index, (language, row) in enumerate(FACTS.items()):
         assert set(rows) == set(row["contract_files"])
         for key, path in row["contract_files"].items():
