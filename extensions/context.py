@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from copier_template_extensions import ContextHook
 from jinja2 import pass_context
 from jinja2.ext import Extension
@@ -35,6 +36,8 @@ FACTS: dict[str, dict[str, Any]] = {
         "uid": 10001,
         "dependency_files": ["package.json", "package-lock.json"],
         "source_dirs": ["src"],
+        # the team's own code: seeded once, never changed by `copier update` (_skip_if_exists)
+        "seeded_dir": "src/app",
         "setup_command": "npm ci",
         "lint_command": "npm run lint",
         "typecheck_command": "npm run typecheck",
@@ -86,6 +89,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "uid": 65532,
         "dependency_files": ["go.mod"],
         "source_dirs": ["cmd", "internal"],
+        "seeded_dir": "internal/app",
         "setup_command": "go mod download",
         "lint_command": "gofmt -l . && go vet ./...",
         "typecheck_command": "go vet ./...",
@@ -129,6 +133,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "uid": 10001,
         "dependency_files": ["pyproject.toml", "uv.lock"],
         "source_dirs": ["config", "ops", "service", "manage.py", "gunicorn.conf.py"],
+        "seeded_dir": "service",
         "setup_command": "uv sync --frozen",
         "lint_command": "uv lock --check && uv run --frozen ruff check . && uv run --frozen ruff format --check .",
         "typecheck_command": "uv run --frozen mypy .",
@@ -193,7 +198,8 @@ FACTS: dict[str, dict[str, Any]] = {
 # Files no image or repository of any language should carry (secrets, VCS, editors, CI, docs).
 COMMON_DOCKERIGNORE = [".git", ".github", ".env", ".env.*", "!.env.example", "*.md", "docs",
                        "deploy", "compose.yaml", "Makefile", ".editorconfig", ".vscode", ".idea",
-                       "*.swp", ".DS_Store", ".copier-answers.yml"]
+                       "*.swp", ".DS_Store", ".copier-answers.yml", ".pre-commit-config.yaml", "team.mk",
+                       "scripts/check-no-conflicts.sh", "*.rej", "*.orig"]
 COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".vscode/", "*.swp",
                     "*.rej", "*.orig"]
 
@@ -289,6 +295,33 @@ def canary_steps_error(value: Any) -> str:
     return ""
 
 
+def recorded_answers(dst_path: Any, answers_file: Any) -> dict[str, Any]:
+    """The answers recorded in the destination by the last copy or update ({} when there are none).
+
+    Copier offers ``_external_data`` for this, but it warns on every first copy, when the file
+    cannot exist yet; reading it here stays quiet (docs/decisions/0061-language-is-fixed.md).
+    """
+    try:
+        data = yaml.safe_load((Path(str(dst_path)) / str(answers_file)).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def language_change_error(language: Any, dst_path: Any, answers_file: Any) -> str:
+    """Refuse another language than the one recorded in the destination's answers file.
+
+    During `copier update` the destination holds the previous answers; on a first copy it holds
+    none. Copier also renders throwaway copies in empty temporary folders while updating: there
+    is nothing recorded there, so they pass.
+    """
+    previous = recorded_answers(dst_path, answers_file).get("language")
+    if previous is None or previous == language or previous not in FACTS:
+        return ""
+    return (f"this repository is a {previous} service and `copier update` cannot turn it into a "
+            f"{language} one: another language is another service. Keep language={previous} "
+            f"here, and create the {language} service in a new repository with `copier copy`")
+
 
 # --------------------------------------------------------------------------------------------
 # rendered(path, ...): does this render produce these files? Docs claim a guarantee (a ticked
@@ -372,6 +405,7 @@ class Filters(Extension):
             github_owner_error=github_owner_error,
             port_error=port_error,
             canary_steps_error=canary_steps_error,
+            language_change_error=language_change_error,
             parse_steps=parse_steps,
         )
         environment.globals.update(
