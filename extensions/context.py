@@ -199,7 +199,7 @@ FACTS: dict[str, dict[str, Any]] = {
 COMMON_DOCKERIGNORE = [".git", ".github", ".env", ".env.*", "!.env.example", "*.md", "docs",
                        "deploy", "compose.yaml", "Makefile", ".editorconfig", ".vscode", ".idea",
                        "*.swp", ".DS_Store", ".copier-answers.yml", ".pre-commit-config.yaml", "team.mk",
-                       "scripts/check-no-conflicts.sh", "*.rej", "*.orig"]
+                       "scripts/check-no-conflicts.sh", "scripts/readiness.*", "*.rej", "*.orig"]
 COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".vscode/", "*.swp",
                     "*.rej", "*.orig"]
 
