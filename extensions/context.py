@@ -45,6 +45,12 @@ FACTS: dict[str, dict[str, Any]] = {
         "dependabot_ecosystem": "npm",
         "setup_action": "actions/setup-node",
         "writable_paths": ["/tmp"],
+        # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+        "secret_env": [],
+        "allowed_hosts_env": "",
+        "has_database": False,
+        "migrate_command": [],
     },
     "go": {
         "display_name": "Go (standard library)",
@@ -69,6 +75,12 @@ FACTS: dict[str, dict[str, Any]] = {
         "dependabot_ecosystem": "gomod",
         "setup_action": "actions/setup-go",
         "writable_paths": ["/tmp"],
+        # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}},
+        "secret_env": [],
+        "allowed_hosts_env": "",
+        "has_database": False,
+        "migrate_command": [],
     },
     "django": {
         "display_name": "Python (Django 5.2 LTS)",
@@ -95,6 +107,16 @@ FACTS: dict[str, dict[str, Any]] = {
         "dependabot_ecosystem": "uv",
         "setup_action": "astral-sh/setup-uv",
         "writable_paths": ["/tmp"],
+        # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations.
+        # gunicorn runs several worker processes: more memory than the single-process runtimes.
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        # names of the variables read from the platform-created Secret <slug>-secrets (never values)
+        "secret_env": ["DJANGO_SECRET_KEY", "DATABASE_URL"],
+        # the variable listing the Host headers the service answers (set per environment)
+        "allowed_hosts_env": "DJANGO_ALLOWED_HOSTS",
+        "has_database": True,
+        # runs as a Job with the new image before traffic moves (deploy/scripts/deploy.sh)
+        "migrate_command": ["python", "manage.py", "migrate", "--noinput"],
     },
 }
 
