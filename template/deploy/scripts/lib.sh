@@ -34,7 +34,7 @@ OPTIONS=""          # the options the running script accepts, e.g. "--env --dry-
 CLUSTER=false       # true once a cluster answered; false in a dry-run without one
 KUBECTL=(kubectl)
 WORK=""
-ON_FAILURE=""       # function that puts traffic back; set once traffic has moved
+ON_FAILURE=""       # function that puts traffic back once traffic has moved (see on_failure)
 PATCHES=""          # release kustomization: patches set by set_image, set_selector...
 REPLICAS=""         # release kustomization: replica counts set by set_replicas
 BACKGROUND_PIDS=()
@@ -78,6 +78,7 @@ parse_args() {
     }
     case $option in
       --dry-run) DRY_RUN=true ;;
+      # shellcheck disable=SC2034  # read by switch-colour.sh
       --scale-down-idle) SCALE_DOWN_IDLE=true ;;
       *)
         if [[ $1 == *=* ]]; then
@@ -87,6 +88,7 @@ parse_args() {
           value=$2
           shift
         fi
+        # shellcheck disable=SC2034  # read by the scripts and lib-<strategy>.sh
         case $option in
           --env) DEPLOY_ENV=$value ;;
           --image) IMAGE_REF=$value ;;
@@ -140,6 +142,12 @@ start() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   connect
+}
+
+# on_failure FUNCTION: from now on a failure runs FUNCTION (it puts traffic back) before exiting;
+# on_failure "" once the release is safe.
+on_failure() {
+  ON_FAILURE=$1
 }
 
 on_exit() {
@@ -381,7 +389,9 @@ smoke_service() {
   BACKGROUND_PIDS+=("$pid")
   for _ in $(seq 1 100); do
     local_port=$(sed -n '/^Forwarding from 127\.0\.0\.1:/{s/^Forwarding from 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p;q;}' "$log")
-    [[ -z $local_port ]] && kill -0 "$pid" 2>/dev/null || break
+    if [[ -n $local_port ]] || ! kill -0 "$pid" 2>/dev/null; then
+      break
+    fi
     sleep 0.2
   done
   if [[ -z $local_port ]]; then
