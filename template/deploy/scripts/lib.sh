@@ -76,9 +76,9 @@ parse_args() {
       usage >&2
       die "unknown argument: $1"
     }
+    # shellcheck disable=SC2034  # the values are read by the scripts and lib-<strategy>.sh
     case $option in
       --dry-run) DRY_RUN=true ;;
-      # shellcheck disable=SC2034  # read by switch-colour.sh
       --scale-down-idle) SCALE_DOWN_IDLE=true ;;
       *)
         if [[ $1 == *=* ]]; then
@@ -88,7 +88,6 @@ parse_args() {
           value=$2
           shift
         fi
-        # shellcheck disable=SC2034  # read by the scripts and lib-<strategy>.sh
         case $option in
           --env) DEPLOY_ENV=$value ;;
           --image) IMAGE_REF=$value ;;
