@@ -42,7 +42,13 @@ BACKGROUND_PIDS=()
 # ------------------------------------------------------------------------------------------------
 # Messages
 # ------------------------------------------------------------------------------------------------
-note() { printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2; }
+note() {
+  if $DRY_RUN; then
+    printf '%s (dry-run): %s\n' "$SCRIPT_NAME" "$*" >&2
+  else
+    printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2
+  fi
+}
 warn() { printf '%s: warning: %s\n' "$SCRIPT_NAME" "$*" >&2; }
 die() {
   printf '%s: error: %s\n' "$SCRIPT_NAME" "$*" >&2
