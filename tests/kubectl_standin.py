@@ -444,7 +444,8 @@ def cmd_port_forward(state, namespace, args, changes):
     server = HTTPServer(("127.0.0.1", 0), Handler)
     target = args[0].lstrip(":") if args else "80"
     print(f"Forwarding from 127.0.0.1:{server.server_address[1]} -> {target}", flush=True)
-    log({"argv": sys.argv[1:], "namespace": namespace, "changes": [], "status": 0})
+    log({"argv": sys.argv[1:], "words": ["port-forward", f"service/{name}"], "namespace": namespace,
+         "changes": [], "status": 0})
     threading.Timer(60, server.shutdown).start()  # never outlive a forgotten test
     server.serve_forever()
     raise SystemExit(0)
@@ -470,6 +471,7 @@ def main(argv: list[str]) -> int:
     option(args, "--context")
     option(args, "--request-timeout")
     namespace = option(args, "--namespace", "-n", default="default")
+    words = list(args)  # the command without kubectl's global options, for the log
     command = args.pop(0) if args else ""
     state = load_state()
     changes: list[str] = []
@@ -484,7 +486,7 @@ def main(argv: list[str]) -> int:
     if changes:
         save_state(state)
     if command not in {"kustomize"}:
-        log({"argv": argv, "namespace": namespace, "changes": changes, "status": status})
+        log({"argv": argv, "words": words, "namespace": namespace, "changes": changes, "status": status})
     if output:
         print(output)
     return status

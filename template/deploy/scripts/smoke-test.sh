@@ -39,17 +39,21 @@ command -v curl >/dev/null 2>&1 || die "curl is required but not on PATH"
 [[ $SMOKE_ATTEMPTS =~ ^[1-9][0-9]*$ ]] || die "SMOKE_ATTEMPTS must be a positive number"
 
 BODY=$(mktemp "${TMPDIR:-/tmp}/smoke.XXXXXX")
-trap 'rm -f "$BODY"' EXIT
+ERRORS=$(mktemp "${TMPDIR:-/tmp}/smoke.XXXXXX")
+trap 'rm -f "$BODY" "$ERRORS"' EXIT
 
 # check PATH PATTERN: GET BASE_URL/PATH answers 200 with a body matching PATTERN (extended regex).
 check() {
   local status
   local -a host=()
   [[ -z $SMOKE_HOST ]] || host=(--header "Host: $SMOKE_HOST")
-  status=$(curl --silent --show-error --max-time "$SMOKE_TIMEOUT_SECONDS" "${host[@]}" \
-    --output "$BODY" --write-out '%{http_code}' "$BASE_URL$1" 2>&1) || true
+  if ! status=$(curl --silent --show-error --max-time "$SMOKE_TIMEOUT_SECONDS" "${host[@]}" \
+    --output "$BODY" --write-out '%{http_code}' "$BASE_URL$1" 2>"$ERRORS"); then
+    printf 'GET %s: no answer (%s)\n' "$1" "$(tr '\n' ' ' <"$ERRORS")"
+    return 1
+  fi
   if [[ $status != 200 ]]; then
-    printf 'GET %s: %s\n' "$1" "${status:-no answer}"
+    printf 'GET %s: HTTP %s\n' "$1" "$status"
     return 1
   fi
   if ! grep -Eq -- "$2" "$BODY"; then
