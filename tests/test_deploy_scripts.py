@@ -175,7 +175,7 @@ def test_dry_run_without_a_cluster_prints_the_plan(project, kubectl):
     plan = proc.stdout
     serving = {"rolling": SLUG, "blue-green": f"{SLUG}-blue", "canary": f"{SLUG}-stable"}[project.strategy]
     assert f"name: {serving}" in plan and f"image: {IMAGE_A}" in plan, "the release kustomization is shown"
-    apply = plan.index("apply --filename")
+    apply = plan.index("--selector 'app.kubernetes.io/component!=migration'")
     assert plan.index(f"rollout status deployment/{serving}") > apply
     assert "port-forward" in plan
     if FACTS[project.language]["has_database"]:
