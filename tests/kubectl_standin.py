@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# http.server, threading, subprocess and yaml are imported by the commands that need them: every
+# socket, subprocess and yaml are imported by the commands that need them: every
 # kubectl call of a script starts this program, so its start-up time adds up.
 
 KINDS = {
@@ -411,44 +411,41 @@ def cmd_config(state, namespace, args, changes):
 
 def cmd_port_forward(state, namespace, args, changes):
     """Serve the service contract's endpoints for the Service's pods, like a port-forward."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+    import socket  # a few lines of HTTP: http.server alone takes longer to import than a test step
 
     option(args, "--address")
     kind, name = resource(args)
     service = state["objects"].get(key("Service", namespace, name))
     if service is None:
         raise Fail(f'Error from server (NotFound): services "{name}" not found')
-    pods = [pod for pod in deployment_pods(state, namespace)
-            if labels_match(pod["metadata"]["labels"], ",".join(f"{k}={v}" for k, v in service["spec"]["selector"].items()))]
+    selector = ",".join(f"{k}={v}" for k, v in service["spec"]["selector"].items())
+    pods = [pod for pod in deployment_pods(state, namespace) if labels_match(pod["metadata"]["labels"], selector)]
     if not pods:
         raise Fail(f"error: unable to forward port because no pod of service/{name} is running")
     broken = {container["image"] for pod in pods for container in pod["spec"]["containers"]} & set(
         state["script"].get("broken_images", []))
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            bodies = {"/health": '{"status":"ok"}', "/ready": '{"status":"ready","checks":{}}',
-                      "/health/detailed": '{"status":"ok","version":"standin","checks":{}}',
-                      "/metrics": "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n"}
-            status = 404 if self.path not in bodies else 503 if broken else 200
-            body = (bodies.get(self.path, "") if status == 200 else '{"status":"unavailable"}').encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
+    bodies = {"/health": '{"status":"ok"}', "/ready": '{"status":"ready","checks":{}}',
+              "/health/detailed": '{"status":"ok","version":"standin","checks":{}}',
+              "/metrics": "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n"}
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(60)  # never outlive a forgotten test
     target = args[0].lstrip(":") if args else "80"
-    print(f"Forwarding from 127.0.0.1:{server.server_address[1]} -> {target}", flush=True)
+    print(f"Forwarding from 127.0.0.1:{listener.getsockname()[1]} -> {target}", flush=True)
     log({"argv": sys.argv[1:], "words": ["port-forward", f"service/{name}"], "namespace": namespace,
          "changes": [], "status": 0})
-    threading.Timer(60, server.shutdown).start()  # never outlive a forgotten test
-    server.serve_forever()
-    raise SystemExit(0)
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            raise SystemExit(0)
+        with connection:
+            request = connection.recv(65536).decode(errors="replace")
+            path = request.split(" ")[1] if request.count(" ") >= 2 else "/"
+            status = 404 if path not in bodies else 503 if broken else 200
+            body = (bodies.get(path, "") if status == 200 else '{"status":"unavailable"}').encode()
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+            connection.sendall(f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n"
+                               f"Connection: close\r\n\r\n".encode() + body)
 
 
 def cmd_kustomize(state, namespace, args, changes):

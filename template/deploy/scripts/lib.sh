@@ -10,6 +10,11 @@
 #     before the script exits non-zero (ON_FAILURE, run by on_exit);
 #   - the cluster is KUBECONFIG's current context, or KUBE_CONTEXT when set.
 
+if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
+  echo "deploy/scripts need bash 4.4 or newer (this is $BASH_VERSION; on macOS: brew install bash)" >&2
+  exit 1
+fi
+
 SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 K8S_DIR=$(cd "$SCRIPTS_DIR/../k8s" && pwd)
 SCRIPT_NAME=$(basename "$0")
@@ -320,7 +325,9 @@ metadata:
 EOF
     kube apply --filename "$WORK/namespace.yaml"
   fi
-  ((${#SECRET_KEYS[@]} > 0)) && $CLUSTER || return 0
+  if [[ -z ${SECRET_KEYS[*]} ]] || ! $CLUSTER; then
+    return 0
+  fi
   local found
   if ! found=$(kread secret "$SECRET_NAME" --ignore-not-found -o name 2>"$WORK/secret.err"); then
     warn "could not check Secret $SECRET_NAME: $(head -n 1 "$WORK/secret.err")"
