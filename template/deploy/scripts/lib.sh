@@ -42,6 +42,7 @@ WORK=""
 ON_FAILURE=""       # function that puts traffic back once traffic has moved (see on_failure)
 PATCHES=""          # release kustomization: patches set by set_image, set_selector...
 REPLICAS=""         # release kustomization: replica counts set by set_replicas
+RELEASE_CONFIGMAP="" # the hash-named ConfigMap of the last render
 BACKGROUND_PIDS=()
 
 # ------------------------------------------------------------------------------------------------
@@ -283,7 +284,8 @@ set_migration_image() {
   [[ $HAS_DATABASE != true ]] || set_image Job "${SLUG}-migrate" migrate "$IMAGE_REF"
 }
 
-# render: build $WORK/manifests.yaml from a copy of deploy/k8s (the repository is never written).
+# render: build $WORK/manifests.yaml from a copy of deploy/k8s (the repository is never written)
+# and set RELEASE_CONFIGMAP.
 render() {
   local root="$WORK/k8s"
   rm -rf "$root"
@@ -296,17 +298,16 @@ render() {
     [[ -z $REPLICAS ]] || printf 'replicas:\n%s' "$REPLICAS"
     [[ -z $PATCHES ]] || printf 'patches:\n%s' "$PATCHES"
   } >"$root/release/kustomization.yaml"
-  if $DRY_RUN; then
-    printf '# release kustomization: deploy/k8s/%s with\n' "$OVERLAY"
-    sed 's/^/#   /' "$root/release/kustomization.yaml"
-  fi
   kubectl kustomize "$root/release" >"$WORK/manifests.yaml" 2>"$WORK/kustomize.err" ||
     die "kubectl kustomize deploy/k8s/$OVERLAY failed: $(cat "$WORK/kustomize.err")"
+  # The ConfigMap this release brings (its name carries a hash of its content).
+  RELEASE_CONFIGMAP=$(sed -n "s/^  name: \(${CONFIG_NAME}-[a-z0-9]*\)$/\1/p" "$WORK/manifests.yaml")
 }
 
-# desired_configmap: the name (with its content hash) of the ConfigMap this release brings.
-desired_configmap() {
-  kubectl kustomize "$K8S_DIR/$OVERLAY" | sed -n "s/^  name: \(${CONFIG_NAME}-[a-z0-9]*\)$/\1/p"
+# reset_release: forget the patches and replica counts set so far.
+reset_release() {
+  PATCHES=""
+  REPLICAS=""
 }
 
 # prepare_namespace: a preview namespace is created here (restricted Pod Security); the Secret the
@@ -336,9 +337,20 @@ EOF
   fi
 }
 
+# apply_manifests SELECTOR: kubectl apply the rendered release's objects that SELECTOR matches.
+# A dry-run shows the release kustomization (the overlay and its patches) before the first one.
+apply_manifests() {
+  if $DRY_RUN && [[ -z ${RELEASE_SHOWN:-} ]]; then
+    RELEASE_SHOWN=true
+    printf '# release kustomization: deploy/k8s/%s with\n' "$OVERLAY"
+    sed 's/^/#   /' "$WORK/k8s/release/kustomization.yaml"
+  fi
+  kube apply --filename "$WORK/manifests.yaml" --selector "$1"
+}
+
 # apply_release: everything but the migration Job (run_migrations applies that one).
 apply_release() {
-  kube apply --filename "$WORK/manifests.yaml" --selector 'app.kubernetes.io/component!=migration'
+  apply_manifests 'app.kubernetes.io/component!=migration'
 }
 
 # run_migrations: where the service has a database, run the migration Job with the new image
@@ -355,8 +367,8 @@ run_migrations() {
   note "running database migrations with $IMAGE_REF before any traffic moves"
   # A Job's pod template is immutable: the previous run's Job goes first.
   [[ -z $image ]] || kube delete job "$job" --ignore-not-found --wait=true
-  kube apply --filename "$WORK/manifests.yaml" --selector app.kubernetes.io/component=config
-  kube apply --filename "$WORK/manifests.yaml" --selector app.kubernetes.io/component=migration
+  apply_manifests app.kubernetes.io/component=config
+  apply_manifests app.kubernetes.io/component=migration
   wait_job "$job"
 }
 
