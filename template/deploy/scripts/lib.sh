@@ -301,6 +301,7 @@ render() {
   kubectl kustomize "$root/release" >"$WORK/manifests.yaml" 2>"$WORK/kustomize.err" ||
     die "kubectl kustomize deploy/k8s/$OVERLAY failed: $(cat "$WORK/kustomize.err")"
   # The ConfigMap this release brings (its name carries a hash of its content).
+  # shellcheck disable=SC2034  # read by lib-<strategy>.sh
   RELEASE_CONFIGMAP=$(sed -n "s/^  name: \(${CONFIG_NAME}-[a-z0-9]*\)$/\1/p" "$WORK/manifests.yaml")
 }
 
