@@ -88,10 +88,16 @@ TOKEN = re.compile(r"\.((?:\\\.|[A-Za-z0-9_/-])+)|\[(\d+|\*)\]|\[\?\(@\.(\w+)==\
 
 
 def jsonpath(template: str, document: Any) -> str:
-    match = re.fullmatch(r"\{(.*)\}", template)
-    if not match:
+    """A template of {expression} and {"literal"} blocks, as `-o jsonpath=...` takes."""
+    blocks = re.findall(r'\{(?:"([^"]*)"|([^{}]*))\}', template)
+    if "".join("{%s}" % (f'"{lit}"' if lit or not expr else expr) for lit, expr in blocks) != template:
         raise Fail(f"error: unsupported jsonpath template {template!r} (stand-in)")
-    path, nodes, position = match.group(1), [document], 0
+    return "".join(literal if not expression else evaluate(expression, document)
+                   for literal, expression in blocks)
+
+
+def evaluate(path: str, document: Any) -> str:
+    nodes, position = [document], 0
     while position < len(path):
         token = TOKEN.match(path, position)
         if not token:

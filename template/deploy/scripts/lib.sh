@@ -225,10 +225,13 @@ kread() {
   "${KUBECTL[@]}" get --request-timeout="$REQUEST_TIMEOUT" "$@"
 }
 
-deployment_field() { kread deployment "$1" --ignore-not-found -o "jsonpath={$2}"; }
-deployment_image() { deployment_field "$1" '.spec.template.spec.containers[0].image'; }
-deployment_configmap() { deployment_field "$1" '.spec.template.spec.containers[0].envFrom[0].configMapRef.name'; }
-deployment_replicas() { deployment_field "$1" '.spec.replicas'; }
+# deployment_release NAME: "IMAGE|CONFIGMAP|REPLICAS" of a Deployment (empty when it doesn't exist):
+#   release=$(deployment_release NAME); IFS='|' read -r image config replicas <<<"$release"
+deployment_release() {
+  kread deployment "$1" --ignore-not-found -o 'jsonpath={.spec.template.spec.containers[0].image}{"|"}{.spec.template.spec.containers[0].envFrom[0].configMapRef.name}{"|"}{.spec.replicas}'
+}
+deployment_image() { kread deployment "$1" --ignore-not-found -o 'jsonpath={.spec.template.spec.containers[0].image}'; }
+deployment_replicas() { kread deployment "$1" --ignore-not-found -o 'jsonpath={.spec.replicas}'; }
 
 # wait_rollout DEPLOYMENT: until all its pods run the current template and are ready.
 wait_rollout() {
