@@ -420,7 +420,7 @@ def cmd_port_forward(state, namespace, args, changes):
     import socket  # a few lines of HTTP: http.server alone takes longer to import than a test step
 
     option(args, "--address")
-    kind, name = resource(args)
+    _, name = resource(args)
     service = state["objects"].get(key("Service", namespace, name))
     if service is None:
         raise Fail(f'Error from server (NotFound): services "{name}" not found')
@@ -458,7 +458,7 @@ def cmd_kustomize(state, namespace, args, changes):
     import subprocess
 
     real = os.environ["KUBECTL_STANDIN_REAL"]
-    proc = subprocess.run([real, "kustomize", *args], text=True, capture_output=True)
+    proc = subprocess.run([real, "kustomize", *args], check=False, text=True, capture_output=True)
     if proc.returncode:
         raise Fail(proc.stderr.strip(), proc.returncode)
     return proc.stdout.rstrip("\n")

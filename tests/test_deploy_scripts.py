@@ -20,9 +20,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, VENV_BIN, run
 
 from extensions.context import FACTS
-from helpers import ROOT, VENV_BIN, run
 
 IMAGE_A = "ghcr.io/my-org/my-service@sha256:" + "a" * 64
 IMAGE_B = "ghcr.io/my-org/my-service@sha256:" + "b" * 64
@@ -129,8 +129,8 @@ class KubectlStandIn:
         return env
 
     def run(self, project, script: str, *args: str, expect: int | None = 0, **env: str):
-        proc = subprocess.run([str(project.path / "deploy" / "scripts" / script), *args], cwd=project.path,
-                              env=self.env(**env), text=True, capture_output=True, timeout=180)
+        proc = subprocess.run([str(project.path / "deploy" / "scripts" / script), *args], check=False,
+                              cwd=project.path, env=self.env(**env), text=True, capture_output=True, timeout=180)
         if expect is not None:
             assert (proc.returncode == 0) == (expect == 0), (
                 f"{script} {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
@@ -534,7 +534,7 @@ def contract_server():
               "/metrics": "# HELP http_requests_total Requests\n# TYPE http_requests_total counter\n"}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             status = statuses.get(self.path, 200 if self.path in bodies else 404)
             body = bodies.get(self.path, "").encode()
             self.send_response(status)

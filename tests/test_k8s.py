@@ -15,9 +15,9 @@ import re
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
+from helpers import MATRIX, STRATEGIES, run
 
 from extensions.context import FACTS
-from helpers import MATRIX, STRATEGIES, run
 
 # kubernetes-validate re-reads its (multi-megabyte) schema files on every call; they never change
 # during a session, so read each once: the validation itself is unchanged.
@@ -72,7 +72,7 @@ def facts(project):
 
 def image_uid(project) -> int:
     """The numeric user the image runs as (the Dockerfile's USER)."""
-    (user,) = re.findall(r"^USER (\d+)(?::\d+)?\s*$", project.text("Dockerfile"), re.M)
+    (user,) = re.findall(r"^USER (\d+)(?::\d+)?\s*$", project.text("Dockerfile"), re.MULTILINE)
     return int(user)
 
 
@@ -247,7 +247,7 @@ def test_configuration_from_the_configmap_and_secrets_by_reference(project, env)
             assert "value" not in entry, f"{name}: {variable} must come from a Secret, never a literal"
             assert entry["valueFrom"]["secretKeyRef"] == {"name": f"{slug}-secrets", "key": variable}
     # every variable the service reads (.env.example) reaches the pod; APP_VERSION is baked into the image
-    documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", project.text(".env.example"), re.M))
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", project.text(".env.example"), re.MULTILINE))
     assert documented - {"APP_VERSION"} <= set(config) | secret_variables
     assert not set(config) & secret_variables, "a secret in the ConfigMap"
 
