@@ -72,7 +72,15 @@ class KubectlStandIn:
         self.state["script"].update(behaviour)
         self.save()
 
+    def add_namespace(self, namespace: str = STAGING, labels: dict | None = None) -> None:
+        self.load()
+        self.state["objects"][f"Namespace//{namespace}"] = {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels or {}}}
+        self.save()
+
     def add_secret(self, namespace: str = STAGING) -> None:
+        """The platform's part: the namespace and the Secret the pods reference."""
+        self.add_namespace(namespace)
         self.load()
         self.state["objects"][f"Secret/{namespace}/{SLUG}-secrets"] = {
             "apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{SLUG}-secrets", "namespace": namespace}}
@@ -483,10 +491,20 @@ def test_failed_migration_stops_the_release(render, kubectl):
 
 
 def test_a_missing_secret_is_named_before_anything_is_applied(render, kubectl):
-    proc = kubectl.deploy(service(render, "rolling", language="django"), IMAGE_A, expect=1)
+    project = service(render, "rolling", language="django")
+    proc = kubectl.deploy(project, IMAGE_A, expect=1)
+    assert "namespace my-service-staging does not exist, and the pods need the Secret" in proc.stderr
+    kubectl.add_namespace()
+    proc = kubectl.deploy(project, IMAGE_A, expect=1)
     assert "Secret my-service-secrets is missing in namespace my-service-staging" in proc.stderr
     assert "DJANGO_SECRET_KEY DATABASE_URL" in proc.stderr
     assert kubectl.changes_since(0) == []
+
+
+def test_a_missing_namespace_is_created_restricted(render, kubectl):
+    kubectl.deploy(service(render, "rolling"), IMAGE_A)
+    labels = kubectl.obj("Namespace", STAGING, namespace="")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -510,13 +528,22 @@ def test_preview_namespace_is_created_deployed_and_torn_down(render, kubectl, st
     assert "nothing to delete" in proc.stderr
 
 
+def test_preview_namespace_of_a_long_slug_is_shortened_as_the_workflow_does(render, kubectl):
+    slug = "a-service-with-a-name-long-enough-to-need-shortening-abcdefgh"  # 60 characters
+    project = render(language="go", deployment_strategy="rolling", project_slug=slug)
+    kubectl.state["context"] = None
+    kubectl.save()
+    shortened = f"{slug[:63 - len('-pr-1234')]}-pr-1234"
+    proc = kubectl.deploy(project, "ghcr.io/my-org/x:pr-1234", "--dry-run", "--namespace", shortened, env="preview")
+    assert f"namespace: {shortened}" in proc.stdout
+    kubectl.deploy(project, "ghcr.io/my-org/x:1", "--namespace", f"{slug[:50]}-pr-1234", env="preview", expect=1)
+
+
 def test_teardown_refuses_namespaces_it_did_not_create(render, kubectl):
     project = service(render, "rolling")
     proc = kubectl.run(project, "teardown-preview.sh", "--namespace", STAGING, expect=1)
     assert "not a preview namespace" in proc.stderr
-    kubectl.state["objects"][f"Namespace//{SLUG}-pr-7"] = {
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"{SLUG}-pr-7", "labels": {}}}
-    kubectl.save()
+    kubectl.add_namespace(f"{SLUG}-pr-7")
     proc = kubectl.run(project, "teardown-preview.sh", "--namespace", f"{SLUG}-pr-7", expect=1)
     assert "not labelled app.kubernetes.io/part-of=my-service" in proc.stderr
     assert f"Namespace//{SLUG}-pr-7" in kubectl.load()["objects"]

@@ -128,7 +128,13 @@ resolve_target() {
   [[ -f $K8S_DIR/$OVERLAY/kustomization.yaml ]] || die "no kustomization in deploy/k8s/$OVERLAY"
 }
 
-is_preview_namespace() { [[ $1 =~ ^${SLUG}-pr-[0-9]+$ ]]; }
+# is_preview_namespace NS: NS is <slug>-pr-<number>, the slug shortened so that NS fits in 63
+# characters (as the preview workflow names it).
+is_preview_namespace() {
+  [[ $1 =~ -pr-[0-9]+$ ]] || return 1
+  local prefix=${1%-pr-*}
+  [[ $prefix == "$SLUG" || ($SLUG == "$prefix"* && $1 =~ ^.{63}$) ]]
+}
 
 validate_image() {
   [[ -n $IMAGE_REF ]] || die "--image is required: an image reference, ideally by digest (${IMAGE_REPOSITORY}@sha256:...)"
@@ -314,10 +320,19 @@ reset_release() {
   REPLICAS=""
 }
 
-# prepare_namespace: a preview namespace is created here (restricted Pod Security); the Secret the
-# pods reference must exist before they can start.
+# prepare_namespace: create the namespace when it does not exist yet (restricted Pod Security),
+# label a preview's as created here (teardown-preview.sh checks it), and check that the Secret the
+# pods reference exists. Without the right to read namespaces, the platform manages them.
 prepare_namespace() {
-  if [[ $DEPLOY_ENV == preview ]]; then
+  local exists=""
+  if $CLUSTER && ! exists=$(kread namespace "$NAMESPACE" --ignore-not-found -o name 2>/dev/null); then
+    exists=unknown
+  fi
+  if [[ -z $exists && -n ${SECRET_KEYS[*]} ]] && $CLUSTER; then
+    die "namespace $NAMESPACE does not exist, and the pods need the Secret $SECRET_NAME in it: create both" \
+      "first (keys ${SECRET_KEYS[*]}; values never live in this repository)"
+  fi
+  if [[ -z $exists || $DEPLOY_ENV == preview ]]; then
     cat >"$WORK/namespace.yaml" <<EOF
 apiVersion: v1
 kind: Namespace
@@ -328,6 +343,7 @@ metadata:
     pod-security.kubernetes.io/enforce: restricted
     pod-security.kubernetes.io/warn: restricted
 EOF
+    [[ -n $exists ]] || note "namespace $NAMESPACE does not exist: creating it (restricted Pod Security)"
     kube apply --filename "$WORK/namespace.yaml"
   fi
   if [[ -z ${SECRET_KEYS[*]} ]] || ! $CLUSTER; then
