@@ -246,9 +246,13 @@ def test_configuration_from_the_configmap_and_secrets_by_reference(project, env)
         for variable, entry in env_vars.items():
             assert "value" not in entry, f"{name}: {variable} must come from a Secret, never a literal"
             assert entry["valueFrom"]["secretKeyRef"] == {"name": f"{slug}-secrets", "key": variable}
-    # every variable the service reads (.env.example) reaches the pod; APP_VERSION is baked into the image
+    # the contract's variables are set per environment (APP_VERSION is baked into the image), and
+    # the pod gets only variables the service reads (.env.example lists them)
+    shared = {"PORT", "APP_ENV", "LOG_LEVEL", "SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS"}
+    allowed_hosts = {facts(project)["allowed_hosts_env"]} - {""}
+    assert shared | allowed_hosts <= set(config)
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", project.text(".env.example"), re.MULTILINE))
-    assert documented - {"APP_VERSION"} <= set(config) | secret_variables
+    assert set(config) | secret_variables <= documented
     assert not set(config) & secret_variables, "a secret in the ConfigMap"
 
 
