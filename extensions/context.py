@@ -45,7 +45,10 @@ FACTS: dict[str, dict[str, Any]] = {
         "start_command": ["node", "dist/server.js"],
         "healthcheck_command": ["node", "dist/healthcheck.js"],
         "gitignore": ["node_modules/", "dist/", "coverage/", ".npm/", "*.tsbuildinfo"],
-        "dockerignore": ["node_modules", "dist", "coverage", "*.tsbuildinfo", "test", "**/*.test.ts"],
+        # with COMMON_DOCKERIGNORE: the build copies package*.json, tsconfig*.json and src/ only
+        "dockerignore": ["**/node_modules", "dist", "coverage", "*.tsbuildinfo", "test",
+                         "**/*.test.ts", ".npm", "npm-debug.log*", ".eslintcache", ".c8rc.json",
+                         ".nvmrc", ".prettierrc.json", ".prettierignore", "eslint.config.js"],
         "dependabot_ecosystem": "npm",
         "setup_action": "actions/setup-node",
         # what `make test` writes; CI uploads it as the coverage artifact
