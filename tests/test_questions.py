@@ -113,3 +113,15 @@ def test_facts_table_rows_have_the_same_keys():
 def test_language_choices_match_facts_table():
     config = yaml.safe_load((ROOT / "copier.yml").read_text())
     assert sorted(config["language"]["choices"].values()) == sorted(FACTS)
+
+
+def test_message_after_copy_gives_the_next_three_commands(tmp_path):
+    dst = tmp_path / "svc"
+    proc = subprocess.run([sys.executable, "-m", "copier", "copy", "--trust", "--defaults",
+                           "--data", "language=go", str(ROOT), str(dst)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert f"cd {dst} && git init" in output
+    assert "make setup" in output and "make check" in output
+    assert "port 8080" in output

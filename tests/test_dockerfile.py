@@ -1,0 +1,117 @@
+"""Layer 3, container image: every render's Dockerfile and .dockerignore, checked statically.
+
+No Docker engine runs on the development machines; the template's own GitHub workflow builds the
+images. Here: hadolint, the pinning and runtime rules from the parsed Dockerfile, and the
+.dockerignore checked in both directions against the Dockerfile's COPY lines, with Docker's own
+pattern matcher (the `docker` SDK's PatternMatcher).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+import pytest
+from docker.utils.build import PatternMatcher
+from dockerfile_parse import DockerfileParser
+
+from extensions.context import FACTS
+from helpers import run
+
+# What must never reach a build context, whatever the language.
+MUST_EXCLUDE = [".git/HEAD", ".env", ".env.production", ".github/workflows/ci.yml", "docs/runbook.md",
+                "deploy/k8s/base/kustomization.yaml", "compose.yaml", ".vscode/settings.json",
+                "notes.swp", ".DS_Store", ".copier-answers.yml"]
+
+
+def parse(project):
+    return DockerfileParser(path=str(project.path / "Dockerfile")).structure
+
+
+def final_stage(structure):
+    last_from = max(i for i, ins in enumerate(structure) if ins["instruction"] == "FROM")
+    return structure[last_from:]
+
+
+def test_syntax_directive_first(project):
+    assert project.text("Dockerfile").splitlines()[0] == "# syntax=docker/dockerfile:1"
+
+
+def test_hadolint_reports_nothing(project):
+    proc = run(["hadolint", "--no-color", "--failure-threshold", "style", "Dockerfile"],
+               cwd=project.path, check=False)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_base_images_pinned(project):
+    parser = DockerfileParser(path=str(project.path / "Dockerfile"))
+    stages = {ins["value"].split()[-1].lower() for ins in parser.structure
+              if ins["instruction"] == "FROM" and " as " in ins["value"].lower()}
+    images = [image for image in parser.parent_images if image.lower() not in stages]
+    assert images
+    for image in images:
+        name, _, tag = image.partition("@")[0].rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+        assert "@sha256:" in image or (tag and tag != "latest" and re.search(r"\d", tag)), \
+            f"{image} is not pinned to a version"
+
+
+def test_final_stage_runs_as_numeric_non_root_with_healthcheck(project):
+    facts = FACTS[project.language]
+    stage = final_stage(parse(project))
+    by = {}
+    for ins in stage:
+        by.setdefault(ins["instruction"], []).append(ins["value"])
+    user = by["USER"][-1].split(":")[0]
+    assert user.isdigit() and int(user) != 0 and int(user) == facts["uid"]
+    assert by["EXPOSE"] == [str(project.answers.get("port", facts["default_port"]))]
+    healthcheck = by["HEALTHCHECK"][-1]
+    assert "CMD" in healthcheck
+    command = by.get("CMD", by.get("ENTRYPOINT"))[-1]
+    assert isinstance(json.loads(command), list), "exec form keeps the process PID 1 and signal-ready"
+
+
+def copy_sources(structure):
+    """Paths in the build context that COPY/ADD instructions read (not --from other stages)."""
+    for ins in structure:
+        if ins["instruction"] not in {"COPY", "ADD"}:
+            continue
+        words = shlex.split(ins["value"])
+        if any(w.startswith("--from") for w in words):
+            continue
+        args = [w for w in words if not w.startswith("--")]
+        if args and args[0].startswith("["):
+            args = json.loads(ins["value"][ins["value"].index("["):])
+        yield from args[:-1]
+
+
+def test_dockerignore_lets_in_what_is_copied_and_keeps_out_the_rest(project):
+    patterns = [line.strip() for line in project.text(".dockerignore").splitlines()
+                if line.strip() and not line.startswith("#")]
+    matcher = PatternMatcher(patterns)
+    sources = list(copy_sources(parse(project)))
+    assert sources, "the Dockerfile copies something from the context"
+    for src in sources:
+        src = src.rstrip("/").removeprefix("./")
+        if src in {"", "."}:
+            continue
+        target = project.path / src
+        assert target.exists(), f"COPY {src}: not in the render"
+        assert not matcher.matches(src), f"COPY {src} is excluded by .dockerignore"
+        if target.is_dir():
+            inside = [p.relative_to(project.path).as_posix() for p in target.rglob("*") if p.is_file()]
+            assert any(not matcher.matches(p) for p in inside), f"COPY {src}: every file is ignored"
+    for path in MUST_EXCLUDE:
+        assert matcher.matches(path), f".dockerignore lets {path} into the build context"
+
+
+@pytest.mark.parametrize("language", sorted(FACTS))
+def test_dependency_files_are_copied_before_sources(render, language):
+    """Layer caching: the lockfile layer comes before the source layer."""
+    project = render(language=language)
+    structure = parse(project)
+    copies = [(i, list(copy_sources([ins]))) for i, ins in enumerate(structure)]
+    first_dep = min(i for i, srcs in copies for s in srcs if s in FACTS[language]["dependency_files"])
+    first_src = min(i for i, srcs in copies for s in srcs
+                    if s.rstrip("/") in FACTS[language]["source_dirs"] or s == ".")
+    assert first_dep < first_src
