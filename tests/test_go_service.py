@@ -30,6 +30,9 @@ from extensions.context import FACTS
 
 SHUTDOWN_DELAY = 1.0
 
+# One worker builds the service once for the whole module (with `pytest -n 2 --dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("go-service")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -224,6 +227,14 @@ def test_make_check_builds_a_static_versioned_binary(go_service):
     # -trimpath: no path of the build machine inside
     assert str(go_service.path).encode() not in binary.read_bytes()
     assert (go_service.path / "coverage.out").is_file(), "make test writes the coverage profile CI uploads"
+
+
+@pytest.mark.toolchain
+def test_oldest_go_line_compiles(render, go_env, tmp_path):
+    """The code keeps to the language version of the oldest supported Go line (go.mod's go)."""
+    oldest = FACTS["go"]["versions"][-1]
+    project = render(language="go", go_version=oldest).clone_to(tmp_path / "service")
+    run(["make", "lint", "typecheck"], cwd=project.path, **go_env)
 
 
 @pytest.mark.toolchain
