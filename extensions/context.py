@@ -11,8 +11,10 @@ which is why users pass ``--trust``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+import yaml
 from copier_template_extensions import ContextHook
 from jinja2.ext import Extension
 
@@ -33,6 +35,8 @@ FACTS: dict[str, dict[str, Any]] = {
         "uid": 10001,
         "dependency_files": ["package.json", "package-lock.json"],
         "source_dirs": ["src"],
+        # the team's own code: seeded once, never changed by `copier update` (_skip_if_exists)
+        "seeded_dir": "src/app",
         "setup_command": "npm ci",
         "lint_command": "npm run lint",
         "typecheck_command": "npm run typecheck",
@@ -41,9 +45,14 @@ FACTS: dict[str, dict[str, Any]] = {
         "start_command": ["node", "dist/server.js"],
         "healthcheck_command": ["node", "dist/healthcheck.js"],
         "gitignore": ["node_modules/", "dist/", "coverage/", ".npm/", "*.tsbuildinfo"],
-        "dockerignore": ["node_modules", "dist", "coverage", "*.tsbuildinfo", "test", "**/*.test.ts"],
+        # with COMMON_DOCKERIGNORE: the build copies package*.json, tsconfig*.json and src/ only
+        "dockerignore": ["**/node_modules", "dist", "coverage", "*.tsbuildinfo", "test",
+                         "**/*.test.ts", ".npm", "npm-debug.log*", ".eslintcache", ".c8rc.json",
+                         ".nvmrc", ".prettierrc.json", ".prettierignore", "eslint.config.js"],
         "dependabot_ecosystem": "npm",
         "setup_action": "actions/setup-node",
+        # what `make test` writes; CI uploads it as the coverage artifact
+        "coverage_paths": ["coverage/"],
         "writable_paths": ["/tmp"],
     },
     "go": {
@@ -58,6 +67,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "uid": 65532,
         "dependency_files": ["go.mod"],
         "source_dirs": ["cmd", "internal"],
+        "seeded_dir": "internal/app",
         "setup_command": "go mod download",
         "lint_command": 'test -z "$(gofmt -l .)" && go vet ./... && go mod tidy -diff',
         "typecheck_command": "go build ./... && go vet ./...",
@@ -70,6 +80,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "dockerignore": ["bin", "server", "coverage.out", "*.test", "**/*_test.go"],
         "dependabot_ecosystem": "gomod",
         "setup_action": "actions/setup-go",
+        "coverage_paths": ["coverage.out"],
         "writable_paths": ["/tmp"],
     },
     "django": {
@@ -80,22 +91,30 @@ FACTS: dict[str, dict[str, Any]] = {
         "versions": ["3.14", "3.13", "3.12"],
         "build_image": "python:{version}-slim",
         "runtime_image": "python:{version}-slim",
+        # numeric uid with no passwd entry: the image creates no user
         "uid": 10001,
         "dependency_files": ["pyproject.toml", "uv.lock"],
-        "source_dirs": ["config", "core", "manage.py"],
+        "source_dirs": ["config", "ops", "service", "manage.py", "gunicorn.conf.py"],
+        "seeded_dir": "service",
         "setup_command": "uv sync --frozen",
-        "lint_command": "uv run ruff check . && uv run ruff format --check .",
-        "typecheck_command": "uv run mypy .",
-        "test_command": "uv run pytest",
-        "build_command": "uv run python manage.py collectstatic --noinput",
+        "lint_command": "uv lock --check && uv run --frozen ruff check . && uv run --frozen ruff format --check .",
+        "typecheck_command": "uv run --frozen mypy .",
+        "test_command": "uv run --frozen pytest",
+        "build_command": "uv run --frozen python manage.py collectstatic --noinput",
         "start_command": ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"],
-        "healthcheck_command": ["python", "-m", "core.healthcheck"],
-        "gitignore": [".venv/", "__pycache__/", "*.py[cod]", "db.sqlite3", "staticfiles/", "media/",
-                      ".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".coverage", "htmlcov/"],
-        "dockerignore": [".venv", "**/__pycache__", "*.py[cod]", "db.sqlite3", "staticfiles", "media",
-                         ".pytest_cache", ".mypy_cache", ".ruff_cache", ".coverage", "htmlcov"],
+        # standard library only, no Django import: a few milliseconds per interval
+        "healthcheck_command": ["python", "-m", "ops.healthcheck"],
+        "gitignore": [".venv/", "__pycache__/", "*.py[cod]", "*.sqlite3", "*.sqlite3-journal",
+                      "staticfiles/", "media/", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/",
+                      ".coverage", ".coverage.*", "coverage.xml", "htmlcov/"],
+        # Docker matches these from the context root: "**/" reaches into every folder.
+        "dockerignore": [".venv", "**/__pycache__", "**/*.py[cod]", "**/*.sqlite3",
+                         "**/*.sqlite3-journal", "staticfiles", "media", "**/tests",
+                         ".pytest_cache", ".mypy_cache", ".ruff_cache", ".coverage", ".coverage.*",
+                         "coverage.xml", "htmlcov"],
         "dependabot_ecosystem": "uv",
         "setup_action": "astral-sh/setup-uv",
+        "coverage_paths": ["coverage.xml", "htmlcov/"],
         "writable_paths": ["/tmp"],
     },
 }
@@ -103,7 +122,8 @@ FACTS: dict[str, dict[str, Any]] = {
 # Files no image or repository of any language should carry (secrets, VCS, editors, CI, docs).
 COMMON_DOCKERIGNORE = [".git", ".github", ".env", ".env.*", "!.env.example", "*.md", "docs",
                        "deploy", "compose.yaml", "Makefile", ".editorconfig", ".vscode", ".idea",
-                       "*.swp", ".DS_Store", ".copier-answers.yml"]
+                       "*.swp", ".DS_Store", ".copier-answers.yml", ".pre-commit-config.yaml", "team.mk",
+                       "scripts/check-no-conflicts.sh", "*.rej", "*.orig"]
 COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".vscode/", "*.swp",
                     "*.rej", "*.orig"]
 
@@ -178,6 +198,33 @@ def canary_steps_error(value: Any) -> str:
     return ""
 
 
+def recorded_answers(dst_path: Any, answers_file: Any) -> dict[str, Any]:
+    """The answers recorded in the destination by the last copy or update ({} when there are none).
+
+    Copier offers ``_external_data`` for this, but it warns on every first copy, when the file
+    cannot exist yet; reading it here stays quiet (docs/decisions/0061-language-is-fixed.md).
+    """
+    try:
+        data = yaml.safe_load((Path(str(dst_path)) / str(answers_file)).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def language_change_error(language: Any, dst_path: Any, answers_file: Any) -> str:
+    """Refuse another language than the one recorded in the destination's answers file.
+
+    During `copier update` the destination holds the previous answers; on a first copy it holds
+    none. Copier also renders throwaway copies in empty temporary folders while updating: there
+    is nothing recorded there, so they pass.
+    """
+    previous = recorded_answers(dst_path, answers_file).get("language")
+    if previous is None or previous == language or previous not in FACTS:
+        return ""
+    return (f"this repository is a {previous} service and `copier update` cannot turn it into a "
+            f"{language} one: another language is another service. Keep language={previous} "
+            f"here, and create the {language} service in a new repository with `copier copy`")
+
 
 class ContextUpdater(ContextHook):
     """Exposes ``facts`` (the chosen language's row) and derived values to every template."""
@@ -214,6 +261,7 @@ class Filters(Extension):
             github_owner_error=github_owner_error,
             port_error=port_error,
             canary_steps_error=canary_steps_error,
+            language_change_error=language_change_error,
             parse_steps=parse_steps,
         )
         environment.globals.update(

@@ -1,0 +1,121 @@
+"""gunicorn integration, used by gunicorn.conf.py in the master process (no Django here).
+
+- JsonLogger: gunicorn's own messages and its access log (one line per request, with the
+  request id from the X-Request-ID response header) as JSON lines on stdout.
+- Draining: on SIGTERM, /ready turns 503 at once while the workers keep serving for
+  SHUTDOWN_DELAY_SECONDS (so load balancers and Kubernetes endpoints stop routing here); then
+  gunicorn's graceful stop closes the listener and lets in-flight requests finish within
+  graceful_timeout (SHUTDOWN_TIMEOUT_SECONDS); the master exits 0.
+- Prometheus multiprocess mode: every worker writes its metrics to a private directory, and
+  /metrics, whichever worker answers it, adds them up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from gunicorn import glogging
+
+from ops import lifecycle
+from ops.logs import JsonFormatter
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's logger, writing JSON lines to stdout (errors too: one stream, one format)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        formatter = JsonFormatter()
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+                    handler.setStream(sys.stdout)
+                handler.setFormatter(formatter)
+        # LOG_LEVEL applies to request lines too (they are "info").
+        self.access_log.setLevel(self.loglevel)
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        if not self.access_log_enabled:
+            return
+        headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
+        response_headers = {str(name).lower(): value for name, value in headers}
+        # No query string, bodies, client address or user agent: they can hold personal data
+        # or secrets. The request id joins this line to the application's own log lines.
+        self.access_log.info(
+            "request",
+            extra={
+                "request_id": response_headers.get("x-request-id"),
+                "method": environ.get("REQUEST_METHOD"),
+                "path": environ.get("PATH_INFO"),
+                "status": getattr(resp, "status_code", None),
+                "duration_ms": round(request_time.total_seconds() * 1000, 2),
+                "bytes": getattr(resp, "sent", None),
+                "protocol": environ.get("SERVER_PROTOCOL"),
+            },
+        )
+
+
+def install_drain(server: Any, delay_seconds: float) -> None:
+    """Make the first SIGTERM start draining; the real (graceful) stop follows after the delay.
+
+    gunicorn's own SIGTERM handling stops accepting at once. Here the master's `handle_term` is
+    wrapped: the first SIGTERM sets the shared draining flag (every worker's /ready answers 503)
+    and arms a timer; when it fires, or on a second SIGTERM, gunicorn's graceful stop runs.
+    SIGINT and SIGQUIT (Ctrl-C) keep gunicorn's immediate stop.
+    """
+    graceful_stop = server.handle_term
+
+    def handle_term() -> None:
+        if lifecycle.is_draining() or delay_seconds <= 0:
+            graceful_stop()  # raises StopIteration: gunicorn halts gracefully, exit status 0
+        lifecycle.start_draining()
+        server.log.info(
+            "SIGTERM received: readiness now 503; serving for %.1f s, then stopping", delay_seconds
+        )
+
+        def delay_over(signum: int, frame: FrameType | None) -> None:
+            server.signal(signal.SIGTERM, frame)  # queued; handled by the master's main loop
+
+        signal.signal(signal.SIGALRM, delay_over)
+        signal.setitimer(signal.ITIMER_REAL, delay_seconds)
+
+    server.handle_term = handle_term
+
+
+def prepare_metrics_dir() -> tuple[str, bool]:
+    """Point prometheus_client's multiprocess mode at an empty directory before workers start.
+
+    Returns the directory and whether we created it (and so remove it on exit). A directory given
+    in PROMETHEUS_MULTIPROC_DIR is emptied of a previous run's files.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return given, False
+    path = tempfile.mkdtemp(prefix="prometheus-")
+    os.environ[MULTIPROC_ENV] = path
+    return path, True
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (its counters and histograms still count)."""
+    from prometheus_client import multiprocess  # noqa: PLC0415 - after the directory is set
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def remove_metrics_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)

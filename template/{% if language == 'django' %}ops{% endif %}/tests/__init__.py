@@ -1,0 +1,1 @@
+"""Tests of the template-managed plumbing (managed: `copier update` keeps them current)."""

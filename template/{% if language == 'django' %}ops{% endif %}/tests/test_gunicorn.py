@@ -1,0 +1,117 @@
+"""The server as the container runs it: gunicorn with gunicorn.conf.py, SIGTERM, logs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from config.env import BASE_DIR, EX_CONFIG
+from ops.tests.support import Server, free_port, subprocess_env
+
+SLOW_APP = "ops.tests.slow_wsgi:application"
+
+
+def test_sigterm_drains_then_stops_gracefully(start_gunicorn: Callable[..., Server]) -> None:
+    delay, slow = 1.0, 2.5
+    server = start_gunicorn(
+        SLOW_APP,
+        SHUTDOWN_DELAY_SECONDS=str(delay),
+        SHUTDOWN_TIMEOUT_SECONDS="10",
+        WEB_CONCURRENCY="1",
+    )
+    in_flight: dict[str, object] = {}
+
+    def slow_request() -> None:
+        in_flight["result"] = server.get(f"/__slow?seconds={slow}", timeout=30)
+
+    request = threading.Thread(target=slow_request)
+    request.start()
+    time.sleep(0.5)  # the request is now being served
+    sigterm_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+
+    # At once: not ready any more, still alive, still serving new connections.
+    status, body = server.get("/ready")
+    assert (status, json.loads(body)["status"]) == (503, "draining")
+    assert server.get("/health")[0] == 200
+
+    # After the delay the listener is closed: new connections are refused...
+    deadline = time.monotonic() + delay + 3
+    while time.monotonic() < deadline:
+        try:
+            server.get("/health", timeout=1)
+            time.sleep(0.1)
+        except OSError:
+            break
+    else:
+        pytest.fail("still accepting connections long after SHUTDOWN_DELAY_SECONDS")
+    assert time.monotonic() - sigterm_at >= delay
+
+    # ...while the request begun before SIGTERM completes, and the server exits 0.
+    request.join(timeout=15)
+    assert in_flight["result"] == (200, b"done")
+    assert server.process.wait(timeout=15) == 0
+    assert time.monotonic() - sigterm_at < delay + 10
+
+
+def test_json_logs_healthcheck_and_no_control_socket(
+    start_gunicorn: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start_gunicorn()
+    healthcheck = [sys.executable, "-m", "ops.healthcheck"]  # the image's HEALTHCHECK
+    env = subprocess_env(tmp_path, PORT=str(server.port))
+    assert subprocess.run(healthcheck, cwd=BASE_DIR, env=env, check=False).returncode == 0
+
+    request = urllib.request.Request(server.url("/"), headers={"X-Request-ID": "trace-42abcdef"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.headers["X-Request-ID"] == "trace-42abcdef"
+
+    # gunicorn 25.1+ would create $HOME/.gunicorn/gunicorn.ctl, which a read-only root
+    # filesystem breaks; HOME is tmp_path here.
+    assert not (tmp_path / ".gunicorn").exists()
+
+    server.process.send_signal(signal.SIGINT)
+    server.process.wait(timeout=15)
+    assert subprocess.run(healthcheck, cwd=BASE_DIR, env=env, check=False).returncode == 1
+
+    records = [json.loads(line) for line in server.log_lines()]  # every line is JSON
+    assert all({"time", "level", "logger", "message"} <= record.keys() for record in records)
+    access = [record for record in records if record["logger"] == "gunicorn.access"]
+    assert all(record["request_id"] for record in access)
+    [index] = [record for record in access if record["path"] == "/"]
+    assert index["request_id"] == "trace-42abcdef"
+    assert (index["method"], index["status"]) == ("GET", 200)
+    assert index["duration_ms"] > 0
+
+
+def test_a_bad_environment_stops_gunicorn_before_it_binds(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "gunicorn.conf.py",
+            "config.wsgi:application",
+        ],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=subprocess_env(
+            tmp_path, PORT=str(free_port()), LOG_LEVEL="chatty", SHUTDOWN_TIMEOUT_SECONDS="soon"
+        ),
+    )
+    assert result.returncode == EX_CONFIG
+    assert "LOG_LEVEL" in result.stderr
+    assert "SHUTDOWN_TIMEOUT_SECONDS" in result.stderr

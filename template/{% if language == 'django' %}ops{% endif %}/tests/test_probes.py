@@ -1,0 +1,53 @@
+"""Production protections: every path but the probes is held to ALLOWED_HOSTS and HTTPS."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from pytest_django import Settings
+
+pytestmark = pytest.mark.django_db
+
+POD_IP = "10.42.7.19"  # as a kubelet probe or a Prometheus scrape sends it
+OPS_PATHS = ["/health", "/ready", "/health/detailed", "/metrics"]
+
+
+@pytest.fixture
+def production(settings: Settings) -> Settings:
+    """The settings APP_ENV=production gives (config/settings.py), applied to this test."""
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["service.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 31536000
+    return settings
+
+
+@pytest.mark.usefixtures("production")
+@pytest.mark.parametrize("path", OPS_PATHS)
+def test_probes_by_pod_ip_over_http_are_answered(client: Client, path: str) -> None:
+    response = client.get(path, HTTP_HOST=POD_IP)
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.usefixtures("production")
+def test_other_paths_reject_a_host_not_allowed(client: Client) -> None:
+    assert client.get("/", HTTP_HOST=POD_IP, secure=True).status_code == 400
+    assert client.get("/", HTTP_HOST=POD_IP).status_code == 400
+
+
+@pytest.mark.usefixtures("production")
+def test_other_paths_redirect_plain_http_to_https(client: Client) -> None:
+    response = client.get("/", HTTP_HOST="service.example.com")
+    assert response.status_code == 301
+    assert response["Location"] == "https://service.example.com/"
+
+
+@pytest.mark.usefixtures("production")
+def test_https_behind_the_proxy_is_served_with_security_headers(client: Client) -> None:
+    response = client.get("/", HTTP_HOST="service.example.com", HTTP_X_FORWARDED_PROTO="https")
+    assert response.status_code == 200
+    assert response["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["X-Frame-Options"] == "DENY"

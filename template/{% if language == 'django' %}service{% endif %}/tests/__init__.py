@@ -1,0 +1,1 @@
+"""The service's own tests. Yours: `copier update` never changes them."""

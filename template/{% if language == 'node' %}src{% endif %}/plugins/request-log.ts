@@ -1,0 +1,28 @@
+// One JSON log line per request, carrying the request id, and the id echoed in a response header
+// so that a client's report can be matched with the logs. Never logs bodies, headers or queries.
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+
+/** Probe and scrape endpoints log at debug: they run every few seconds on every pod. */
+const QUIET_ROUTES = new Set(['/health', '/ready', '/metrics']);
+
+const requestLog: FastifyPluginAsync = async (app) => {
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url;
+    const fields = {
+      method: request.method,
+      path: request.url.split('?', 1)[0],
+      route: route ?? null,
+      statusCode: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 10) / 10,
+    };
+    if (route !== undefined && QUIET_ROUTES.has(route)) request.log.debug(fields, 'request');
+    else request.log.info(fields, 'request');
+  });
+};
+
+export default fp(requestLog, { name: 'request-log' });

@@ -1,0 +1,60 @@
+// The process entry point (`node dist/server.js`): validate the configuration, listen, and shut
+// down gracefully on SIGTERM (Kubernetes, docker stop) or SIGINT (Ctrl-C). Nothing else.
+import { buildApp } from './app.js';
+import { ConfigError, type Config, loadConfig } from './config.js';
+import { Lifecycle } from './lifecycle.js';
+import { shutdown } from './shutdown.js';
+
+function readConfig(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      // One line naming every bad variable, then a non-zero exit: the pod crash-loops visibly.
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+const config = readConfig();
+const lifecycle = new Lifecycle();
+const app = buildApp({ config, lifecycle });
+
+let stopping = false;
+function onSignal(signal: NodeJS.Signals): void {
+  if (stopping) {
+    // A repeated SIGTERM (a wrapper such as make forwarding the one it got) changes nothing;
+    // a second Ctrl-C means "now".
+    if (signal === 'SIGINT') {
+      app.log.warn({ signal }, 'second interrupt: exiting without draining');
+      process.exit(1);
+    }
+    app.log.info({ signal }, 'already shutting down');
+    return;
+  }
+  stopping = true;
+  shutdown(app, lifecycle, {
+    delaySeconds: config.shutdownDelaySeconds,
+    timeoutSeconds: config.shutdownTimeoutSeconds,
+    reason: signal,
+  }).then(
+    (result) => {
+      process.exit(result === 'drained' ? 0 : 1);
+    },
+    (err: unknown) => {
+      app.log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    },
+  );
+}
+process.on('SIGTERM', onSignal);
+process.on('SIGINT', onSignal);
+
+try {
+  await app.listen({ port: config.port, host: '0.0.0.0' });
+} catch (err) {
+  app.log.fatal({ err }, 'could not start');
+  process.exit(1);
+}

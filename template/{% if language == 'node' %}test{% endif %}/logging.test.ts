@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { buildTestApp, testConfig } from './helpers.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+describe('request logs', () => {
+  it('writes one JSON line per request with its request id, and no query string', async () => {
+    const { app, logs } = buildTestApp();
+    const res = await app.inject({ method: 'GET', url: '/?token=secret-value' });
+    const requestId = String(res.headers['x-request-id']);
+    assert.match(requestId, UUID);
+    const lines = logs.filter((line) => line['reqId'] === requestId);
+    assert.equal(lines.length, 1, JSON.stringify(logs));
+    const [line] = lines;
+    assert.equal(line?.level, 'info');
+    assert.equal(line.msg, 'request');
+    assert.equal(line['method'], 'GET');
+    assert.equal(line['path'], '/');
+    assert.equal(line['route'], '/');
+    assert.equal(line['statusCode'], 200);
+    assert.equal(typeof line['durationMs'], 'number');
+    assert.equal(line['version'], '1.2.3-test');
+    assert.ok(!Number.isNaN(Date.parse(String(line['time']))));
+    assert.doesNotMatch(JSON.stringify(logs), /secret-value/);
+  });
+
+  it('keeps a well-formed incoming request id and replaces a malformed one', async () => {
+    const { app } = buildTestApp();
+    const kept = await app.inject({ url: '/', headers: { 'x-request-id': 'edge-42.a:b' } });
+    assert.equal(kept.headers['x-request-id'], 'edge-42.a:b');
+    const replaced = await app.inject({
+      url: '/',
+      headers: { 'x-request-id': 'bad id\nforged log line' },
+    });
+    assert.match(String(replaced.headers['x-request-id']), UUID);
+  });
+
+  it('logs probes and scrapes at debug only, so they stay out of info logs', async () => {
+    const { app, logs } = buildTestApp({ config: testConfig({ logLevel: 'info' }) });
+    for (const url of ['/health', '/ready', '/metrics']) await app.inject({ url });
+    assert.deepEqual(
+      logs.filter((line) => line.msg === 'request'),
+      [],
+    );
+    await app.inject({ url: '/' });
+    assert.equal(logs.filter((line) => line.msg === 'request').length, 1);
+  });
+
+  it('maps LOG_LEVEL=warning to pino "warn" and drops info lines', async () => {
+    const { app, logs } = buildTestApp({ config: testConfig({ logLevel: 'warning' }) });
+    await app.inject({ url: '/' });
+    app.log.warn('careful');
+    assert.deepEqual(
+      logs.map((line) => [line.level, line.msg]),
+      [['warn', 'careful']],
+    );
+  });
+
+  it('redacts authorization and cookie headers wherever they are logged', async () => {
+    const { app, logs } = buildTestApp();
+    app.get('/echo-headers', async (request) => {
+      request.log.info({ req: { headers: request.headers } }, 'request with headers');
+      request.log.info({ headers: request.headers }, 'bare headers');
+      return { ok: true };
+    });
+    await app.inject({
+      url: '/echo-headers',
+      headers: { authorization: 'Bearer top-secret', cookie: 'session=also-secret', accept: '*/*' },
+    });
+    const text = JSON.stringify(logs);
+    assert.doesNotMatch(text, /top-secret|also-secret/);
+    const line = logs.find((l) => l.msg === 'bare headers');
+    assert.deepEqual(line?.['headers'], {
+      authorization: '[redacted]',
+      cookie: '[redacted]',
+      accept: '*/*',
+      'user-agent': 'lightMyRequest',
+      host: 'localhost:80',
+    });
+  });
+});
+
+describe('errors', () => {
+  it('answers unknown routes with a JSON 404', async () => {
+    const { app } = buildTestApp();
+    const res = await app.inject({ url: '/missing' });
+    assert.equal(res.statusCode, 404);
+    assert.deepEqual(res.json(), { statusCode: 404, error: 'Not Found' });
+  });
+
+  it('hides internal error details from the caller and logs them with the request id', async () => {
+    const { app, logs } = buildTestApp();
+    app.get('/boom', async () => {
+      throw new Error('database password is hunter2');
+    });
+    const res = await app.inject({ url: '/boom' });
+    assert.equal(res.statusCode, 500);
+    const requestId = String(res.headers['x-request-id']);
+    assert.deepEqual(res.json(), { statusCode: 500, error: 'Internal Server Error', requestId });
+    const logged = logs.find((l) => l.msg === 'request failed');
+    assert.equal(logged?.level, 'error');
+    assert.equal(logged['reqId'], requestId);
+  });
+
+  it('tells the caller what was wrong with a bad request', async () => {
+    const { app } = buildTestApp();
+    app.post('/items', async (request) => request.body);
+    const res = await app.inject({
+      method: 'POST',
+      url: '/items',
+      headers: { 'content-type': 'application/json' },
+      payload: '{not json',
+    });
+    assert.equal(res.statusCode, 400);
+    const body = res.json<{ error: string; message: string }>();
+    assert.equal(body.error, 'Bad Request');
+    assert.match(body.message, /JSON/);
+  });
+});
+
+describe('security headers', () => {
+  it('sets the helmet defaults on every response', async () => {
+    const { app } = buildTestApp();
+    for (const url of ['/', '/health', '/missing']) {
+      const res = await app.inject({ url });
+      assert.equal(res.headers['x-content-type-options'], 'nosniff', url);
+      assert.equal(res.headers['x-frame-options'], 'SAMEORIGIN', url);
+      assert.match(String(res.headers['strict-transport-security']), /max-age=\d+/, url);
+      assert.match(String(res.headers['content-security-policy']), /default-src 'self'/, url);
+      assert.equal(res.headers['x-powered-by'], undefined, url);
+    }
+  });
+});
