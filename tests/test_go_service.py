@@ -272,13 +272,13 @@ def test_build_context_alone_builds_the_binary(go_service, go_env, tmp_path):
 def test_make_run_serves_every_endpoint_on_the_rendered_port(go_service, go_env):
     port = go_service.answers["port"]  # no PORT in the environment: the rendered one is used
     server = Server(["make", "run", "VERSION=1.4.2-test"], go_service.path, port,
-                    service_env(go_env, SHUTDOWN_DELAY_SECONDS="0"))
+                    service_env(go_env, SHUTDOWN_DELAY_SECONDS="0", LOG_LEVEL="debug"))
     with server:
         server.wait_until_ready()
         expectations = [
             # path, method, status, content type, JSON fields
             ("/health", "GET", 200, "application/json", {"status": "ok"}),
-            ("/ready", "GET", 200, "application/json", {"status": "ready", "checks": {}}),
+            ("/ready", "GET", 200, "application/json", {"status": "ready", "checks": []}),
             ("/health/detailed", "GET", 200, "application/json",
              {"status": "ok", "version": "1.4.2-test", "environment": "production", "draining": False}),
             ("/", "GET", 200, "application/json", {"version": "1.4.2-test"}),
@@ -324,6 +324,9 @@ def test_make_run_serves_every_endpoint_on_the_rendered_port(go_service, go_env)
         assert (by_id[f"probe-{i}"]["path"], by_id[f"probe-{i}"]["method"], by_id[f"probe-{i}"]["status"]) \
             == (path, method, status)
     assert by_id["probe-3"]["route"] == "/{$}" and by_id["probe-4"]["route"] == "unmatched"
+    # probes and scrapes at debug, the rest at info
+    assert [by_id[f"probe-{i}"]["level"] for i in range(len(expectations))] == \
+        ["DEBUG", "DEBUG", "INFO", "INFO", "INFO", "INFO"]
     assert all(line["service"] == "my-service" and line["version"] == "1.4.2-test" for line in requests)
     assert all(isinstance(line["duration_ms"], (int, float)) for line in requests)
 

@@ -22,6 +22,7 @@ type CheckFunc func(ctx context.Context) error
 
 // Result is the outcome of one check.
 type Result struct {
+	Name      string  `json:"name"`
 	Status    string  `json:"status"` // "ok" or "error"
 	LatencyMS float64 `json:"latency_ms"`
 	Error     string  `json:"error,omitempty"`
@@ -84,7 +85,8 @@ func (r *Registry) MarkDraining() { r.draining.Store(true) }
 func (r *Registry) Draining() bool { return r.draining.Load() }
 
 // Run runs every check concurrently, each within its timeout, and reports whether all passed.
-func (r *Registry) Run(ctx context.Context) (map[string]Result, bool) {
+// Results come in the order the checks were registered.
+func (r *Registry) Run(ctx context.Context) ([]Result, bool) {
 	r.mu.RLock()
 	checks := r.checks
 	r.mu.RUnlock()
@@ -100,13 +102,11 @@ func (r *Registry) Run(ctx context.Context) (map[string]Result, bool) {
 	}
 	wg.Wait()
 
-	byName := make(map[string]Result, len(checks))
 	healthy := true
-	for i, c := range checks {
-		byName[c.name] = results[i]
-		healthy = healthy && results[i].Status == "ok"
+	for _, res := range results {
+		healthy = healthy && res.Status == "ok"
 	}
-	return byName, healthy
+	return results, healthy
 }
 
 func runCheck(parent context.Context, c check) Result {
@@ -129,7 +129,7 @@ func runCheck(parent context.Context, c check) Result {
 		// A check that ignores its context is abandoned here, not waited for.
 		err = fmt.Errorf("no answer within %s", c.timeout)
 	}
-	result := Result{Status: "ok", LatencyMS: milliseconds(time.Since(start))}
+	result := Result{Name: c.name, Status: "ok", LatencyMS: milliseconds(time.Since(start))}
 	if err != nil {
 		result.Status = "error"
 		result.Error = err.Error()
@@ -144,8 +144,8 @@ func (r *Registry) Live(w http.ResponseWriter, _ *http.Request) {
 }
 
 type readyBody struct {
-	Status string            `json:"status"` // ready, starting, draining or unavailable
-	Checks map[string]Result `json:"checks"`
+	Status string   `json:"status"` // ready, starting, draining or unavailable
+	Checks []Result `json:"checks"`
 }
 
 // Ready answers the readiness probe: 200 when serving and every check passes; 503 while
@@ -154,16 +154,15 @@ type readyBody struct {
 func (r *Registry) Ready(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case r.draining.Load():
-		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "draining", Checks: map[string]Result{}})
+		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "draining", Checks: []Result{}})
 		return
 	case !r.serving.Load():
-		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "starting", Checks: map[string]Result{}})
+		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "starting", Checks: []Result{}})
 		return
 	}
 	results, healthy := r.Run(req.Context())
-	for name, res := range results {
-		res.Error = ""
-		results[name] = res
+	for i := range results {
+		results[i].Error = ""
 	}
 	if !healthy {
 		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "unavailable", Checks: results})
@@ -173,16 +172,16 @@ func (r *Registry) Ready(w http.ResponseWriter, req *http.Request) {
 }
 
 type detailedBody struct {
-	Status        string            `json:"status"` // ok or degraded
-	Service       string            `json:"service"`
-	Version       string            `json:"version"`
-	Environment   string            `json:"environment"`
-	GoVersion     string            `json:"go_version"`
-	Timestamp     string            `json:"timestamp"`
-	UptimeSeconds float64           `json:"uptime_seconds"`
-	Serving       bool              `json:"serving"`
-	Draining      bool              `json:"draining"`
-	Checks        map[string]Result `json:"checks"`
+	Status        string   `json:"status"` // ok or degraded
+	Service       string   `json:"service"`
+	Version       string   `json:"version"`
+	Environment   string   `json:"environment"`
+	GoVersion     string   `json:"go_version"`
+	Timestamp     string   `json:"timestamp"`
+	UptimeSeconds float64  `json:"uptime_seconds"`
+	Serving       bool     `json:"serving"`
+	Draining      bool     `json:"draining"`
+	Checks        []Result `json:"checks"`
 }
 
 // Detailed answers internal diagnostics: version, uptime and each check with its latency and

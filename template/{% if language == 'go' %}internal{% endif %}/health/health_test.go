@@ -50,11 +50,17 @@ func serve(t *testing.T, handler http.HandlerFunc) response {
 	return response{rec.Code, body}
 }
 
-func checkStatuses(body map[string]any) map[string]string {
+// checkStatuses reads the "checks" list: name -> status.
+func checkStatuses(t *testing.T, body map[string]any) map[string]string {
+	t.Helper()
+	checks, ok := body["checks"].([]any)
+	if !ok {
+		t.Fatalf("checks is not a list: %v", body["checks"])
+	}
 	out := map[string]string{}
-	checks, _ := body["checks"].(map[string]any)
-	for name, raw := range checks {
+	for _, raw := range checks {
 		res, _ := raw.(map[string]any)
+		name, _ := res["name"].(string)
 		out[name], _ = res["status"].(string)
 	}
 	return out
@@ -104,7 +110,7 @@ func TestReady(t *testing.T) {
 			if got.code != tt.wantCode || got.body["status"] != tt.wantStatus {
 				t.Errorf("/ready = %d %v, want %d %q", got.code, got.body, tt.wantCode, tt.wantStatus)
 			}
-			statuses := checkStatuses(got.body)
+			statuses := checkStatuses(t, got.body)
 			if len(statuses) != len(tt.wantChecks) {
 				t.Errorf("checks = %v, want %v", statuses, tt.wantChecks)
 			}
@@ -160,7 +166,10 @@ func TestDetailed(t *testing.T) {
 			if _, err := time.Parse(time.RFC3339, got.body["timestamp"].(string)); err != nil {
 				t.Errorf("timestamp: %v", err)
 			}
-			db := got.body["checks"].(map[string]any)["database"].(map[string]any)
+			db := got.body["checks"].([]any)[0].(map[string]any)
+			if db["name"] != "database" {
+				t.Errorf("first check = %v", db)
+			}
 			if _, isNumber := db["latency_ms"].(float64); !isNumber {
 				t.Errorf("database check has no latency: %v", db)
 			}
@@ -225,4 +234,18 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestResultsKeepRegistrationOrder(t *testing.T) {
+	reg := NewRegistry(Info{})
+	names := []string{"database", "cache", "api", "queue"}
+	for _, name := range names {
+		reg.Register(name, time.Second, ok)
+	}
+	results, _ := reg.Run(context.Background())
+	for i, res := range results {
+		if res.Name != names[i] {
+			t.Errorf("result %d is %q, want %q", i, res.Name, names[i])
+		}
+	}
 }

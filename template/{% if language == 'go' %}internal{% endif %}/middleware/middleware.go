@@ -89,8 +89,14 @@ func Route(r *http.Request) string {
 
 // Observe writes one access log line per request and records its metrics. It must see the same
 // *http.Request as the ServeMux (no r.WithContext in between), to read the matched pattern.
-// Lines are at info level, or error for 5xx answers; they hold no query string, header or body.
-func Observe(logger *slog.Logger, rec Recorder) func(http.Handler) http.Handler {
+// Lines are at info level; error for 5xx answers; debug for the quiet routes (probes and
+// scrapes, which arrive every few seconds and would drown the rest). They hold no query
+// string, header or body.
+func Observe(logger *slog.Logger, rec Recorder, quietRoutes ...string) func(http.Handler) http.Handler {
+	quiet := make(map[string]bool, len(quietRoutes))
+	for _, route := range quietRoutes {
+		quiet[route] = true
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -105,12 +111,20 @@ func Observe(logger *slog.Logger, rec Recorder) func(http.Handler) http.Handler 
 				}
 				route := Route(r)
 				rec.Observe(r.Method, route, status, elapsed)
+
 				level := slog.LevelInfo
-				if status >= 500 {
+				switch {
+				case status >= 500:
 					level = slog.LevelError
+				case quiet[route]:
+					level = slog.LevelDebug
 				}
-				logger.LogAttrs(r.Context(), level, "request",
-					slog.String("request_id", RequestIDFrom(r.Context())),
+				ctx := r.Context()
+				if !logger.Enabled(ctx, level) {
+					return // skip building the line
+				}
+				logger.LogAttrs(ctx, level, "request",
+					slog.String("request_id", RequestIDFrom(ctx)),
 					slog.String("method", r.Method),
 					slog.String("path", r.URL.Path),
 					slog.String("route", route),

@@ -293,3 +293,50 @@ func TestFlushThroughTheWrappers(t *testing.T) {
 		t.Errorf("flushed=%v body=%q", rec.Flushed, rec.Body.String())
 	}
 }
+
+func TestQuietRoutesLogAtDebug(t *testing.T) {
+	tests := []struct {
+		name      string
+		level     slog.Level
+		path      string
+		wantLevel string // "" when no line is written
+	}{
+		{"probe hidden at info", slog.LevelInfo, "/probe", ""},
+		{"probe shown at debug", slog.LevelDebug, "/probe", "DEBUG"},
+		{"failing probe is an error", slog.LevelWarn, "/probe-failing", "ERROR"},
+		{"other routes at info", slog.LevelInfo, "/items/1", "INFO"},
+		{"nothing below warning", slog.LevelWarn, "/items/1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /probe", func(http.ResponseWriter, *http.Request) {})
+			mux.HandleFunc("GET /probe-failing", func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			})
+			mux.HandleFunc("GET /items/{id}", func(http.ResponseWriter, *http.Request) {})
+			var logs bytes.Buffer
+			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: tt.level}))
+			rec := &fakeRecorder{}
+			handler := Chain(mux, RequestID, Observe(logger, rec, "/probe", "/probe-failing"))
+			handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", tt.path, nil))
+
+			if len(rec.seen) != 1 {
+				t.Errorf("metrics saw %v: every request is counted, logged or not", rec.seen)
+			}
+			if tt.wantLevel == "" {
+				if logs.Len() != 0 {
+					t.Errorf("want no line, got %s", logs.String())
+				}
+				return
+			}
+			var line map[string]any
+			if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+				t.Fatalf("%q: %v", logs.String(), err)
+			}
+			if line["level"] != tt.wantLevel || line["path"] != tt.path {
+				t.Errorf("line = %v, want level %s", line, tt.wantLevel)
+			}
+		})
+	}
+}
