@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from copier_template_extensions import ContextHook
+from jinja2 import pass_context
 from jinja2.ext import Extension
 
 # --------------------------------------------------------------------------------------------
@@ -54,6 +55,31 @@ FACTS: dict[str, dict[str, Any]] = {
         # what `make test` writes; CI uploads it as the coverage artifact
         "coverage_paths": ["coverage/"],
         "writable_paths": ["/tmp"],
+        # Variables this language reads beyond COMMON_ENV (docs table and .env.example come from here).
+        "env": [],
+        # How scripts/readiness.py finds the variables the source reads (env-access idiom): files to
+        # scan in source_dirs, test files to skip, and patterns whose first group is a variable
+        # ("files": only in matching paths; "upper": the group is upper-cased).
+        "env_scan": {
+            "suffixes": [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"],
+            "exclude": r"(^|/)(test|tests|__tests__)/|\.(test|spec)\.[cm]?[jt]s$",
+            "patterns": [
+                # process.env.NAME, process.env['NAME'], env.NAME (config read from an env object)
+                {"regex": r"\benv\??\.([A-Z][A-Z0-9_]*)\b"},
+                {"regex": r"\benv\??\.?\[\s*[\"'`]([A-Z][A-Z0-9_]*)[\"'`]\s*\]"},
+                # the keys of the zod schema that validates process.env
+                {"regex": r"^\s+([A-Z][A-Z0-9_]*)\s*:", "files": r"(^|/)config\.ts$"},
+            ],
+        },
+        # Files of the service that keep the contract, named by docs/production-readiness.md.
+        "contract_files": {
+            "health": "src/routes/health.ts",
+            "config": "src/config.ts",
+            "logging": "src/plugins/request-log.ts",
+            "metrics": "src/plugins/metrics.ts",
+            "shutdown": "src/shutdown.ts",
+            "security_headers": "",
+        },
     },
     "go": {
         "display_name": "Go (standard library)",
@@ -82,6 +108,23 @@ FACTS: dict[str, dict[str, Any]] = {
         "setup_action": "actions/setup-go",
         "coverage_paths": ["coverage.out"],
         "writable_paths": ["/tmp"],
+        # unset APP_ENV means production (internal/config): the strict, safe default
+        "env": [{"name": "APP_ENV", "default": "production", "local": "development"}],
+        "env_scan": {
+            "suffixes": [".go"],
+            "exclude": r"_test\.go$",
+            # os.Getenv("NAME") / os.LookupEnv("NAME"), and the config parser's unexported helpers
+            # taking the variable's name first: p.port("PORT"), p.seconds("SHUTDOWN_DELAY_SECONDS", ...)
+            "patterns": [{"regex": r"(?:\bos\.(?:Getenv|LookupEnv)|\.[a-z]\w*|\b[a-z]\w*)\(\s*\"([A-Z][A-Z0-9_]*)\""}],
+        },
+        "contract_files": {
+            "health": "internal/health/health.go",
+            "config": "internal/config/config.go",
+            "logging": "internal/middleware/middleware.go",
+            "metrics": "internal/metrics/metrics.go",
+            "shutdown": "internal/server/server.go",
+            "security_headers": "",
+        },
     },
     "django": {
         "display_name": "Python (Django 5.2 LTS)",
@@ -116,6 +159,44 @@ FACTS: dict[str, dict[str, Any]] = {
         "setup_action": "astral-sh/setup-uv",
         "coverage_paths": ["coverage.xml", "htmlcov/"],
         "writable_paths": ["/tmp"],
+        "env": [
+            {"name": "DJANGO_SECRET_KEY", "default": "", "required": True,
+             "meaning": "Django's signing key, at least 50 random characters from a Secret "
+                        "(python -c \"import secrets; print(secrets.token_urlsafe(64))\"); "
+                        "empty in development, where a fixed insecure key is used"},
+            {"name": "DJANGO_ALLOWED_HOSTS", "default": "", "local": "localhost,127.0.0.1", "required": True,
+             "meaning": "Comma-separated host names clients use (probes and scrapes by pod IP need no "
+                        "entry); empty in development: localhost"},
+            {"name": "DATABASE_URL", "default": "", "required": True,
+             "meaning": "Database URL: empty in development (SQLite in db.sqlite3); PostgreSQL in staging "
+                        "and production (postgres://USER:PASSWORD@HOST:5432/NAME, from a Secret)"},
+            {"name": "WEB_CONCURRENCY", "default": "2", "required": False,
+             "meaning": "gunicorn worker processes; workers x threads requests run at once, so size "
+                        "them to the container's CPU limit"},
+            {"name": "GUNICORN_THREADS", "default": "4", "required": False,
+             "meaning": "Threads per gunicorn worker"},
+            {"name": "GUNICORN_TIMEOUT", "default": "30", "required": False,
+             "meaning": "Seconds before gunicorn replaces a silent worker"},
+        ],
+        "env_scan": {
+            "suffixes": [".py"],
+            "exclude": r"(^|/)(tests?/|test_[^/]*\.py$|[^/]*_tests?\.py$|conftest\.py$)",
+            "patterns": [
+                # os.environ["NAME"], os.environ.get("NAME"), os.getenv("NAME"); not a WSGI environ,
+                # nor os.environ.setdefault (the code sets DJANGO_SETTINGS_MODULE for Django itself)
+                {"regex": r"(?:\bos\.environ(?:\.get)?|\bos\.getenv|(?<![\w.])getenv)\s*[\[(]\s*[\"']([A-Z][A-Z0-9_]*)[\"']"},
+                # the fields of the pydantic-settings class in config/env.py (name = field upper-cased)
+                {"regex": r"^    ([a-z][a-z0-9_]*): [A-Za-z]", "files": r"^config/env\.py$", "upper": True},
+            ],
+        },
+        "contract_files": {
+            "health": "ops/views.py",
+            "config": "config/env.py",
+            "logging": "ops/logs.py",
+            "metrics": "ops/views.py",
+            "shutdown": "ops/lifecycle.py",
+            "security_headers": "config/settings.py",
+        },
     },
 }
 
@@ -123,9 +204,30 @@ FACTS: dict[str, dict[str, Any]] = {
 COMMON_DOCKERIGNORE = [".git", ".github", ".env", ".env.*", "!.env.example", "*.md", "docs",
                        "deploy", "compose.yaml", "Makefile", ".editorconfig", ".vscode", ".idea",
                        "*.swp", ".DS_Store", ".copier-answers.yml", ".pre-commit-config.yaml", "team.mk",
-                       "scripts/check-no-conflicts.sh", "*.rej", "*.orig"]
+                       "scripts/check-no-conflicts.sh", "scripts/readiness.*", "*.rej", "*.orig"]
 COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".vscode/", "*.swp",
                     "*.rej", "*.orig"]
+
+# Variables every language reads (the service contract). With each row's "env" they are the one
+# source of .env.example and of the configuration table in docs/deployment.md. "default" is the
+# value used when the variable is unset ("" = none: the service refuses to start without it in
+# production); "local" (optional) is the value .env.example suggests for local work when it differs;
+# "required" = must be set explicitly in production. A row's entry named like a common one
+# overrides its fields.
+COMMON_ENV: list[dict[str, Any]] = [
+    {"name": "PORT", "default": "{port}", "required": False,
+     "meaning": "TCP port the HTTP server listens on (the probes and the Service use the same port)"},
+    {"name": "APP_ENV", "default": "development", "required": True,
+     "meaning": "Environment name: development, staging or production (production turns on the strict checks)"},
+    {"name": "LOG_LEVEL", "default": "info", "required": False,
+     "meaning": "Least severe level logged: debug, info, warning or error"},
+    {"name": "APP_VERSION", "default": "dev", "required": False,
+     "meaning": "Version reported by /health/detailed and the logs; the image build sets it"},
+    {"name": "SHUTDOWN_DELAY_SECONDS", "default": "5", "required": False,
+     "meaning": "Seconds to keep serving after SIGTERM, with /ready already 503, so load balancers stop routing"},
+    {"name": "SHUTDOWN_TIMEOUT_SECONDS", "default": "20", "required": False,
+     "meaning": "Seconds in-flight requests get to finish once the server stops accepting"},
+]
 
 STRATEGIES = {
     "rolling": "Rolling update",
@@ -226,6 +328,52 @@ def language_change_error(language: Any, dst_path: Any, answers_file: Any) -> st
             f"here, and create the {language} service in a new repository with `copier copy`")
 
 
+# --------------------------------------------------------------------------------------------
+# rendered(path, ...): does this render produce these files? Docs claim a guarantee (a ticked
+# checklist item naming a file) only when the file is really there, whatever the answers and
+# whichever parts of the template exist. Mirrors copier: each template path is rendered with the
+# answers; a path with an empty segment is skipped; the templates suffix is dropped.
+# --------------------------------------------------------------------------------------------
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "template"
+TEMPLATES_SUFFIX = ".jinja"
+_RENDERED_CACHE: dict[tuple, frozenset[str]] = {}
+
+
+def _rendered_paths(ctx) -> frozenset[str]:
+    values = ctx.get_all()
+    answers = tuple(sorted((key, repr(value)) for key, value in values.items()
+                           if not key.startswith("_") and isinstance(value, (str, int, float, bool))))
+    key = (str(TEMPLATE_DIR), answers)
+    if key not in _RENDERED_CACHE:
+        paths = set()
+        for file in TEMPLATE_DIR.rglob("*"):
+            if not file.is_file():
+                continue
+            rel = file.relative_to(TEMPLATE_DIR).as_posix()
+            if "{" in rel:
+                rel = ctx.environment.from_string(rel).render(values)
+            if any(part == "" for part in rel.split("/")):
+                continue
+            paths.add(rel.removesuffix(TEMPLATES_SUFFIX))
+        _RENDERED_CACHE[key] = frozenset(paths)
+    return _RENDERED_CACHE[key]
+
+
+@pass_context
+def rendered(ctx, *paths: str) -> bool:
+    """True when every one of ``paths`` (relative to the rendered repository) is rendered."""
+    return bool(paths) and all(path in _rendered_paths(ctx) for path in paths)
+
+
+def env_vars(facts: dict[str, Any], port: Any) -> list[dict[str, Any]]:
+    """COMMON_ENV then the language's own variables; a language entry named like a common one
+    overrides its fields (for example a different default)."""
+    own = {var["name"]: var for var in facts["env"]}
+    merged = [{**var, **own.pop(var["name"], {})} for var in COMMON_ENV] + list(own.values())
+    return [dict(var, default=str(var["default"]).format(port=port),
+                 local=str(var.get("local", var["default"])).format(port=port)) for var in merged]
+
+
 class ContextUpdater(ContextHook):
     """Exposes ``facts`` (the chosen language's row) and derived values to every template."""
 
@@ -248,6 +396,7 @@ class ContextUpdater(ContextHook):
         steps = context.get("canary_steps") or "100"
         # Questions are validated after the hook runs: never raise on an answer being refused.
         context["steps"] = parse_steps(steps) if not canary_steps_error(steps) else []
+        context["env_vars"] = env_vars(facts, context.get("port", facts["default_port"]))
 
 
 class Filters(Extension):
@@ -267,5 +416,5 @@ class Filters(Extension):
         environment.globals.update(
             FACTS=FACTS,
             STRATEGIES=STRATEGIES,
-            
+            rendered=rendered,
         )
