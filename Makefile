@@ -32,3 +32,6 @@ docs:
 bench:
 	@scripts/bootstrap.sh
 	.venv/bin/python bench/render_time.py
+	.venv/bin/python bench/update_time.py
+	.venv/bin/python bench/image_size.py
+	.venv/bin/python bench/service_bench.py

@@ -11,6 +11,7 @@ which is why users pass ``--trust``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -289,11 +290,32 @@ def github_owner_error(value: Any) -> str:
     return ""
 
 
+# Free text lands in YAML, a Dockerfile LABEL, JSON and GitHub workflows: one line of plain text,
+# no control or invisible formatting characters (Trojan-Source bidi overrides, zero-width spaces),
+# and no template/expression delimiters (a `${{ }}` reaching a workflow would be evaluated by
+# GitHub Actions; `{{`/`{%`/`{#` would be mistaken for template code by later tooling).
+_TEMPLATE_DELIMITERS = ("{{", "{%", "{#")
+_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
+
+
+def text_error(value: Any) -> str:
+    value = str(value)
+    bad = sorted({f"U+{ord(ch):04X}" for ch in value if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES})
+    if bad:
+        return ("must be one line of plain text, without control or invisible formatting characters "
+                f"(found {', '.join(bad[:5])})")
+    found = [d for d in _TEMPLATE_DELIMITERS if d in value]
+    if found:
+        return f"must not contain template delimiters such as {found[0]!r} (they would be read as code)"
+    return ""
+
+
 def port_error(value: Any) -> str:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
+    # the question is `type: yaml`, so "8080" arrives as 8080 and "abc" as a string: this validator,
+    # not copier's int() cast, refuses non-integers, with the question named
+    if isinstance(value, bool) or not isinstance(value, int):
         return f"must be an integer, got {value!r}"
+    port = value
     if not 1024 <= port <= 65535:
         return ("must be between 1024 and 65535 (the service runs as a non-root user, which cannot "
                 f"bind ports below 1024), got {port}")
@@ -431,6 +453,7 @@ class Filters(Extension):
             slug_error=slug_error,
             github_owner_error=github_owner_error,
             port_error=port_error,
+            text_error=text_error,
             canary_steps_error=canary_steps_error,
             language_change_error=language_change_error,
             parse_steps=parse_steps,

@@ -41,3 +41,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# checkov (policy tests) in its own venv from requirements-checkov.txt; a no-op once installed.
+scripts/checkov.sh --version >/dev/null

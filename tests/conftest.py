@@ -45,3 +45,15 @@ def private_render(render, tmp_path):
         return render(**answers).clone_to(tmp_path / "project")
 
     return _private
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures that tests recorded as `record_property("evidence", {...})` (the
+    zero-downtime drills: requests served and failed), also under pytest-xdist."""
+    rows = [value for reports in terminalreporter.stats.values() for report in reports
+            if getattr(report, "when", None) == "call"
+            for name, value in getattr(report, "user_properties", []) if name == "evidence"]
+    if rows:
+        terminalreporter.section("evidence")
+        for row in sorted(rows, key=lambda r: r.get("drill", "")):
+            terminalreporter.write_line("  ".join(f"{k}={v}" for k, v in row.items()))

@@ -16,6 +16,7 @@ from config.env import BASE_DIR, Settings
 
 # Every variable config/env.py reads (and gunicorn's metrics folder): children start without them.
 CONFIG_VARIABLES = [*(name.upper() for name in Settings.model_fields), "PROMETHEUS_MULTIPROC_DIR"]
+# pragma: allowlist nextline secret: test data, a key no deployment uses
 STRONG_KEY = "x9Yq2-LmP7vR4sT1wZ8nB3kD6fH0jQ5cE2gU9aV7yX4rN1mK8pL3sW6tZ0bC5dF"
 PRODUCTION = {
     "APP_ENV": "production",
