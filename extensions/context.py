@@ -81,6 +81,12 @@ FACTS: dict[str, dict[str, Any]] = {
             "shutdown": "src/shutdown.ts",
             "security_headers": "",
         },
+        # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+        "secret_env": [],
+        "allowed_hosts_env": "",
+        "has_database": False,
+        "migrate_command": [],
     },
     "go": {
         "display_name": "Go (standard library)",
@@ -88,21 +94,23 @@ FACTS: dict[str, dict[str, Any]] = {
         "version_question": "go_version",
         "versions": ["1.27.3", "1.26.6"],
         "build_image": "golang:{version}",
-        # distroless static nonroot: no shell, no package manager, uid 65532
-        "runtime_image": "gcr.io/distroless/static-debian12:nonroot",
+        # distroless static nonroot: CA certificates, tzdata and a nonroot user (uid 65532); no
+        # shell, no package manager (docs/decisions/0010-go-runtime-image-distroless.md)
+        "runtime_image": "gcr.io/distroless/static-debian13:nonroot",
         "uid": 65532,
         "dependency_files": ["go.mod"],
         "source_dirs": ["cmd", "internal"],
         "seeded_dir": "internal/app",
         "setup_command": "go mod download",
-        "lint_command": "gofmt -l . && go vet ./...",
-        "typecheck_command": "go vet ./...",
-        "test_command": "go test -race ./...",
-        "build_command": "go build ./cmd/server",
+        "lint_command": 'test -z "$(gofmt -l .)" && go vet ./... && go mod tidy -diff',
+        "typecheck_command": "go build ./... && go vet ./...",
+        "test_command": "CGO_ENABLED=1 go test -race ./...",
+        "build_command": "CGO_ENABLED=0 go build -trimpath -o bin/server ./cmd/server",
         "start_command": ["/app/server"],
         "healthcheck_command": ["/app/server", "healthcheck"],
         "gitignore": ["/bin/", "/server", "coverage.out", "*.test"],
-        "dockerignore": ["bin", "server", "coverage.out", "*.test"],
+        # tests are not compiled into the binary: keeping them out spares a rebuild on a test edit
+        "dockerignore": ["bin", "server", "coverage.out", "*.test", "**/*_test.go"],
         "dependabot_ecosystem": "gomod",
         "setup_action": "actions/setup-go",
         "coverage_paths": ["coverage.out"],
@@ -124,6 +132,12 @@ FACTS: dict[str, dict[str, Any]] = {
             "shutdown": "internal/server/server.go",
             "security_headers": "",
         },
+        # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}},
+        "secret_env": [],
+        "allowed_hosts_env": "",
+        "has_database": False,
+        "migrate_command": [],
     },
     "django": {
         "display_name": "Python (Django 5.2 LTS)",
@@ -196,6 +210,16 @@ FACTS: dict[str, dict[str, Any]] = {
             "shutdown": "ops/lifecycle.py",
             "security_headers": "config/settings.py",
         },
+        # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations.
+        # gunicorn runs several worker processes: more memory than the single-process runtimes.
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        # names of the variables read from the platform-created Secret <slug>-secrets (never values)
+        "secret_env": ["DJANGO_SECRET_KEY", "DATABASE_URL"],
+        # the variable listing the Host headers the service answers (set per environment)
+        "allowed_hosts_env": "DJANGO_ALLOWED_HOSTS",
+        "has_database": True,
+        # runs as a Job with the new image before traffic moves (deploy/scripts/deploy.sh)
+        "migrate_command": ["python", "manage.py", "migrate", "--noinput"],
     },
 }
 

@@ -75,6 +75,26 @@ class Project:
     def yaml_files(self) -> list[Path]:
         return [p for p in self.files() if p.suffix in {".yml", ".yaml"}]
 
+    def k8s_objects(self, env: str) -> list[dict[str, Any]]:
+        """The objects `kubectl kustomize deploy/k8s/overlays/<env>` builds (cached per render)."""
+        cache = self.__dict__.setdefault("_k8s_builds", {})
+        if env not in cache:
+            built = run(["kubectl", "kustomize", f"deploy/k8s/overlays/{env}"], cwd=self.path, timeout=120)
+            cache[env] = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+        return cache[env]
+
+    def k8s_object(self, env: str, kind: str, name: str) -> dict[str, Any]:
+        matches = [o for o in self.k8s_objects(env) if o["kind"] == kind and o["metadata"]["name"] == name]
+        assert len(matches) == 1, f"{env}: expected one {kind}/{name}, found {len(matches)}"
+        return matches[0]
+
+    def k8s_container(self, env: str, deployment: str | None = None) -> dict[str, Any]:
+        """The service container of a Deployment (default: the first) of an environment's build."""
+        deployments = [o for o in self.k8s_objects(env) if o["kind"] == "Deployment"
+                       and deployment in (None, o["metadata"]["name"])]
+        assert deployments, f"{env}: no Deployment {deployment or ''}"
+        return deployments[0]["spec"]["template"]["spec"]["containers"][0]
+
     def clone_to(self, dest: Path) -> "Project":
         """A private, writable copy (for tests that install, build or edit)."""
         shutil.copytree(self.path, dest, symlinks=True)

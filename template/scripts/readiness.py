@@ -319,8 +319,10 @@ def unpinned(image: str) -> bool:
     if re.search(r"@sha256:[0-9a-f]{64}$", image):
         return False
     last = image.rsplit("/", maxsplit=1)[-1]
-    tag = last.rpartition(":")[2] if ":" in last else ""
-    return not tag or tag == "latest" or not re.search(r"\d", tag)
+    name, _, tag = last.rpartition(":") if ":" in last else (last, "", "")
+    # distroless names its release in the repository (static-debian13) and tags only variants
+    versioned = re.search(r"\d", tag) or re.search(r"-debian\d+$", name)
+    return not tag or tag == "latest" or not versioned
 
 
 def check_pinned_images(repo: Repo) -> list[Failure]:

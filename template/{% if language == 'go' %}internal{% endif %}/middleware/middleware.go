@@ -1,0 +1,273 @@
+// Package middleware wraps every request: a request id, one JSON access log line and the request
+// metrics, recovery from panics into a JSON 500, and JSON answers for unknown routes (404) and
+// methods (405).
+//
+// Managed by the template: `copier update` merges template changes into this file.
+package middleware
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// RequestIDHeader carries the request id in both directions.
+const RequestIDHeader = "X-Request-ID"
+
+// UnmatchedRoute is the route label of requests that matched no route pattern.
+const UnmatchedRoute = "unmatched"
+
+// Recorder receives the request metrics (metrics.Registry implements it).
+type Recorder interface {
+	InFlight(delta int)
+	Observe(method, route string, status int, d time.Duration)
+}
+
+// Chain wraps h in the middlewares, the first one outermost.
+func Chain(h http.Handler, middlewares ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(middlewares) - 1; i >= 0; i-- {
+		h = middlewares[i](h)
+	}
+	return h
+}
+
+type requestIDKey struct{}
+
+// RequestIDFrom returns the request id of the request that ctx belongs to, or "".
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// RequestID keeps a well-formed incoming X-Request-ID (so one id follows a request through
+// several services) or makes a new one, puts it in the request context and answers it back.
+func RequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(RequestIDHeader)
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		w.Header().Set(RequestIDHeader, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+// validRequestID accepts ids of up to 128 characters from the sets used by UUIDs, ULIDs and
+// base64, so an id from outside can be logged and echoed without escaping or log injection.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:+/=", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Route is the route label of a request: the path of the ServeMux pattern that matched it
+// ("/items/{id}", never the raw path, so that metrics stay bounded), or UnmatchedRoute. It is
+// known once the ServeMux has routed the request.
+func Route(r *http.Request) string {
+	if r.Pattern == "" {
+		return UnmatchedRoute
+	}
+	pattern := r.Pattern
+	if i := strings.IndexAny(pattern, " \t"); i >= 0 { // "GET /items/{id}" -> "/items/{id}"
+		pattern = strings.TrimLeft(pattern[i:], " \t")
+	}
+	return pattern
+}
+
+// Observe writes one access log line per request and records its metrics. It must see the same
+// *http.Request as the ServeMux (no r.WithContext in between), to read the matched pattern.
+// Lines are at info level; error for 5xx answers; debug for the quiet routes (probes and
+// scrapes, which arrive every few seconds and would drown the rest). They hold no query
+// string, header or body.
+func Observe(logger *slog.Logger, rec Recorder, quietRoutes ...string) func(http.Handler) http.Handler {
+	quiet := make(map[string]bool, len(quietRoutes))
+	for _, route := range quietRoutes {
+		quiet[route] = true
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			rec.InFlight(1)
+			rw := &responseWriter{ResponseWriter: w}
+			defer func() {
+				elapsed := time.Since(start)
+				rec.InFlight(-1)
+				status := rw.status
+				if status == 0 {
+					status = http.StatusOK // the handler wrote nothing: net/http answers 200
+				}
+				route := Route(r)
+				rec.Observe(r.Method, route, status, elapsed)
+
+				level := slog.LevelInfo
+				switch {
+				case status >= 500:
+					level = slog.LevelError
+				case quiet[route]:
+					level = slog.LevelDebug
+				}
+				ctx := r.Context()
+				if !logger.Enabled(ctx, level) {
+					return // skip building the line
+				}
+				logger.LogAttrs(ctx, level, "request",
+					slog.String("request_id", RequestIDFrom(ctx)),
+					slog.String("method", r.Method),
+					slog.String("path", r.URL.Path),
+					slog.String("route", route),
+					slog.Int("status", status),
+					slog.Int64("bytes", rw.bytes),
+					slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+				)
+			}()
+			next.ServeHTTP(rw, r)
+		})
+	}
+}
+
+// Recover turns a panic in a handler into a logged error and a JSON 500. If the answer had
+// already begun, the connection is aborted instead, so the client sees a failure rather than
+// a truncated success.
+func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rw, ok := w.(*responseWriter)
+			if !ok {
+				rw = &responseWriter{ResponseWriter: w}
+			}
+			defer func() {
+				v := recover()
+				if v == nil {
+					return
+				}
+				if err, isErr := v.(error); isErr && errors.Is(err, http.ErrAbortHandler) {
+					panic(v) // a deliberate abort: net/http handles it quietly
+				}
+				id := RequestIDFrom(r.Context())
+				logger.LogAttrs(r.Context(), slog.LevelError, "panic",
+					slog.String("request_id", id),
+					slog.Any("panic", v),
+					slog.String("stack", string(debug.Stack())),
+				)
+				if rw.status != 0 {
+					panic(http.ErrAbortHandler)
+				}
+				WriteJSON(rw, http.StatusInternalServerError, errorBody{Error: "internal server error", RequestID: id})
+			}()
+			next.ServeHTTP(rw, r)
+		})
+	}
+}
+
+// JSONErrors answers requests that match no route (404) or no method of their route (405,
+// with its Allow header) in JSON, like every other answer, instead of ServeMux's plain text.
+// Handlers' own 404s are left alone.
+func JSONErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&errorWriter{ResponseWriter: w, r: r}, r)
+	})
+}
+
+type errorBody struct {
+	Error     string `json:"error"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+type errorWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	wrote   bool
+	replace bool // the body is ours; drop the handler's plain text
+}
+
+func (e *errorWriter) WriteHeader(code int) {
+	if e.wrote {
+		e.ResponseWriter.WriteHeader(code) // let net/http report the superfluous call
+		return
+	}
+	e.wrote = true
+	if e.r.Pattern == "" && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+		e.replace = true
+		msg := "not found"
+		if code == http.StatusMethodNotAllowed {
+			msg = "method not allowed"
+		}
+		WriteJSON(e.ResponseWriter, code, errorBody{Error: msg, RequestID: RequestIDFrom(e.r.Context())})
+		return
+	}
+	e.ResponseWriter.WriteHeader(code)
+}
+
+func (e *errorWriter) Write(b []byte) (int, error) {
+	if e.replace {
+		return len(b), nil
+	}
+	e.wrote = true
+	return e.ResponseWriter.Write(b)
+}
+
+// Flush keeps streaming handlers (w.(http.Flusher)) working through the wrapper.
+func (e *errorWriter) Flush() {
+	e.wrote = true
+	_ = http.NewResponseController(e.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection (Flush, deadlines).
+func (e *errorWriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+// responseWriter remembers the status and size of the answer.
+type responseWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 { // 1xx informational answers come before the real one
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush keeps streaming handlers (w.(http.Flusher)) working through the wrapper.
+func (w *responseWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection (Flush, deadlines).
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// WriteJSON writes body as a JSON answer with the given status.
+func WriteJSON(w http.ResponseWriter, status int, body any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Del("Content-Length")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
