@@ -427,7 +427,10 @@ smoke_service() {
     printf '# then deploy/scripts/smoke-test.sh http://127.0.0.1:<forwarded port>\n'
     return 0
   fi
-  local log="$WORK/port-forward-$service.log" local_port="" pid status=0 _
+  # A fresh log per forward: re-reading the previous one would find the old, closed port before
+  # the new forwarder has truncated it.
+  local log local_port="" pid status=0 _
+  log=$(mktemp "$WORK/port-forward-$service.XXXXXX")
   "${KUBECTL[@]}" port-forward "service/$service" ":$PORT" --address 127.0.0.1 >"$log" 2>&1 &
   pid=$!
   BACKGROUND_PIDS+=("$pid")
