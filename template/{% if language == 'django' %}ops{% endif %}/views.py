@@ -10,7 +10,7 @@ from django.utils.cache import add_never_cache_headers
 from django_prometheus.exports import ExportToDjangoView
 
 from ops import lifecycle
-from ops.checks import run_checks
+from ops.checks import CheckResult, run_checks
 
 
 def _json(body: dict[str, object], status: int = 200) -> JsonResponse:
@@ -22,6 +22,13 @@ def _json(body: dict[str, object], status: int = 200) -> JsonResponse:
     return response
 
 
+def _overall(results: list[CheckResult], failed: str) -> str:
+    """Overall status: draining after SIGTERM, else ok when every check passed, else `failed`."""
+    if lifecycle.is_draining():
+        return "draining"
+    return "ok" if all(result.ok for result in results) else failed
+
+
 def health(request: HttpRequest) -> HttpResponse:
     """Liveness: the process can serve. Checks no dependency, stays 200 while draining."""
     return _json({"status": "ok"})
@@ -30,12 +37,7 @@ def health(request: HttpRequest) -> HttpResponse:
 def ready(request: HttpRequest) -> HttpResponse:
     """Readiness: 200 when every check passes; 503 while draining or when a check fails."""
     results = run_checks()
-    if lifecycle.is_draining():
-        status = "draining"
-    elif all(result.ok for result in results):
-        status = "ok"
-    else:
-        status = "unavailable"
+    status = _overall(results, failed="unavailable")
     return _json(
         {"status": status, "checks": [result.as_dict() for result in results]},
         status=200 if status == "ok" else 503,
@@ -45,12 +47,7 @@ def ready(request: HttpRequest) -> HttpResponse:
 def detailed(request: HttpRequest) -> HttpResponse:
     """Diagnostics: version, uptime and every check with its latency."""
     results = run_checks()
-    if lifecycle.is_draining():
-        status = "draining"
-    elif all(result.ok for result in results):
-        status = "ok"
-    else:
-        status = "degraded"
+    status = _overall(results, failed="degraded")
     return _json(
         {
             "status": status,
