@@ -325,6 +325,11 @@ class Endpoints:
         """The version that answers through the Service (from /health/detailed)."""
         return json.loads(get(self.port, "/health/detailed")[1])["version"]
 
+    def expect_version(self, expected: str, timeout: float = 10) -> None:
+        """Every fresh request answers `expected` within `timeout`: on a loaded machine an old nginx
+        worker can still accept a connection for a moment after the reload settled."""
+        wait_for(lambda: self.version() == expected, timeout, f"the Service to answer {expected}")
+
     def retried(self) -> int:
         """Requests nginx passed to a second upstream after an error from the first."""
         log = self.dir / "access.log"

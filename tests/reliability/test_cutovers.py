@@ -88,7 +88,7 @@ def test_rolling_update_then_rollout_undo(cluster, workdir, record_property, lan
             time.sleep(HOLD)
             drain(current, service)
             service.select({surge: 1})
-            assert service.version() == version
+            service.expect_version(version)
             current = surge
             time.sleep(HOLD)
         result = load.stop()
@@ -112,11 +112,11 @@ def test_blue_green_switch_then_switch_back(cluster, workdir, record_property, l
             assert status_or_none(green.port, path, timeout=5) == 200, path
         service.select({green: 1})
         service.settle()
-        assert service.version() == "v2"
+        service.expect_version("v2")
         time.sleep(HOLD)
         service.select({blue: 1})  # rollback: blue was kept running
         service.settle()
-        assert service.version() == "v1"
+        service.expect_version("v1")
         time.sleep(HOLD)
         drain(green, service)
         time.sleep(HOLD / 2)
@@ -152,7 +152,7 @@ def test_canary_steps_then_promotion(cluster, workdir, render, record_property, 
             expected[service.settle()] = step / 100
             time.sleep(HOLD)
         drain(stable, service)
-        assert service.version() == "v2"
+        service.expect_version("v2")
         result = load.stop()
     service.stop()
     shares = service.shares()
@@ -184,7 +184,7 @@ def test_canary_abort_rolls_back(cluster, workdir, render, record_property, lang
         service.select({stable: 100, canary: 0})
         service.settle()
         drain(canary, service)
-        assert service.version() == "v1"
+        service.expect_version("v1")
         time.sleep(HOLD / 2)
         result = load.stop()
     service.stop()
