@@ -8,12 +8,12 @@ STRATEGY ?= rolling
 DEMO_DIR ?= build/demo-$(LANGUAGE)-service
 PYTEST_ARGS ?=
 
-.PHONY: help demo test docs bench
+.PHONY: help demo test docs bench cluster-up cluster-down
 
 help:
 	@echo "make demo [LANGUAGE=node|go|django] [STRATEGY=rolling|blue-green|canary]"
 	@echo "make test [PYTEST_ARGS='-k django']"
-	@echo "make docs   make bench"
+	@echo "make docs   make bench   make cluster-up   make cluster-down"
 
 demo:
 	@scripts/bootstrap.sh
@@ -21,9 +21,12 @@ demo:
 	  --data language=$(LANGUAGE) --data deployment_strategy=$(STRATEGY) "$(CURDIR)" "$(DEMO_DIR)"
 	@echo "Demo service rendered in $(CURDIR)/$(DEMO_DIR)"
 
+# The deploy-path tests run against a real control plane (scripts/cluster.sh): built from its Go
+# modules when missing (cached under ~/.cache), started before the suite, stopped after it.
 test:
 	@scripts/bootstrap.sh --system
-	.venv/bin/pytest -n 2 $(PYTEST_ARGS)
+	@scripts/cluster.sh up >/dev/null
+	@status=0; .venv/bin/pytest -n 2 $(PYTEST_ARGS) || status=$$?; scripts/cluster.sh down; exit $$status
 
 docs:
 	@scripts/bootstrap.sh
@@ -35,3 +38,12 @@ bench:
 	.venv/bin/python bench/update_time.py
 	.venv/bin/python bench/image_size.py
 	.venv/bin/python bench/service_bench.py
+
+# The test control plane on its own: `eval "$$(make -s cluster-up)"` points kubectl at it (and puts
+# the kubectl of the server's release first on PATH).
+cluster-up:
+	@scripts/cluster.sh up | sed 's/^/export /'
+	@echo "export PATH=$$(scripts/cluster.sh bin):\$$PATH"
+
+cluster-down:
+	@scripts/cluster.sh down

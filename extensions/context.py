@@ -258,8 +258,21 @@ STRATEGIES = {
     "canary": "Canary",
 }
 
-SLUG_MAX = 63
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+# Every `<slug>-<suffix>` name the template gives a Kubernetes object (deploy/k8s, deploy/scripts):
+# namespaces <slug>-staging/-production, Services <slug>-canary/-preview/-stable, Deployments
+# <slug>-blue/-green/-stable/-canary, the Job <slug>-migrate, the Secret and ConfigMap (their names
+# may reach 253 characters; listed for completeness), and the label
+# app.kubernetes.io/instance=<slug>-<env>. Namespace names, Service names and label values are at
+# most 63 characters, so the slug leaves room for the longest suffix; a test checks that this list
+# covers the template. The preview namespace <slug>-pr-<N> is not here: the preview workflow
+# shortens the slug so that it fits whatever N is.
+DERIVED_NAME_SUFFIXES = ("-production", "-staging", "-secrets", "-config", "-migrate", "-preview",
+                         "-canary", "-stable", "-green", "-blue")
+K8S_NAME_MAX = 63
+LONGEST_SUFFIX = max(DERIVED_NAME_SUFFIXES, key=len)
+SLUG_MAX = K8S_NAME_MAX - len(LONGEST_SUFFIX)  # 52
+# A DNS-1035 label, not DNS-1123: Service names must start with a letter.
+_SLUG = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 
 
@@ -268,18 +281,27 @@ _GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$
 # copier.yml shows the message under the question's name.
 # --------------------------------------------------------------------------------------------
 def slugify(value: str) -> str:
-    """A DNS-1123 label derived from free text: 'My Service!' -> 'my-service'."""
-    slug = re.sub(r"[^a-z0-9]+", "-", str(value).lower()).strip("-")
+    """A valid slug derived from free text: 'My Service!' -> 'my-service', '123 Service' -> 'service'.
+
+    It is the question's default, so it always passes slug_error: leading digits are dropped (a
+    Service name starts with a letter) and the result is cut to SLUG_MAX."""
+    slug = re.sub(r"[^a-z0-9]+", "-", str(value).lower()).lstrip("0123456789-")
     return slug[:SLUG_MAX].rstrip("-") or "service"
+
+
+SLUG_RULE = (f"a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending "
+             f"with a letter or digit, at most {SLUG_MAX} characters")
+SLUG_REASON = (f"it names the image and every Kubernetes object: the namespace <slug>{LONGEST_SUFFIX} "
+               f"must fit in {K8S_NAME_MAX} characters and Service names must start with a letter, "
+               "or the API server refuses them")
 
 
 def slug_error(value: Any) -> str:
     value = str(value)
     if len(value) > SLUG_MAX:
-        return f"must be at most {SLUG_MAX} characters (a DNS-1123 label), got {len(value)}"
-    if not _DNS_LABEL.match(value):
-        return ("must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending "
-                "with a letter or digit (it names the image and the Kubernetes objects)")
+        return f"must be {SLUG_RULE}, got {len(value)} characters ({SLUG_REASON})"
+    if not _SLUG.match(value):
+        return f"must be {SLUG_RULE} ({SLUG_REASON})"
     return ""
 
 

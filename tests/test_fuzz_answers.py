@@ -35,7 +35,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from extensions.context import FACTS
+from extensions.context import FACTS, SLUG_MAX
 from helpers import LANGUAGES, ROOT, STRATEGIES, Project
 from test_policy import checkov, scan_copy
 
@@ -100,6 +100,8 @@ TRICKY = [
     "<script>",
     "a" * 63,
     "a" * 64,
+    "a" * SLUG_MAX,
+    "a" * (SLUG_MAX + 1),
     "word " * 60,
     "\x00",
     "\x1b[31mred",
@@ -110,7 +112,8 @@ text = st.one_of(
     st.text(st.characters(exclude_categories=("Cs",)), max_size=80),
     st.builds(lambda a, b: a + b, st.sampled_from(TRICKY), st.text(max_size=20)),
 )
-dns_label = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+# a valid slug: a DNS-1035 label of at most SLUG_MAX characters (extensions/context.py)
+dns_label = st.from_regex(rf"\A[a-z]([a-z0-9-]{{0,{SLUG_MAX - 2}}}[a-z0-9])?\Z")
 owner = st.from_regex(r"\A[A-Za-z0-9]{1,12}(-[A-Za-z0-9]{1,8}){0,3}\Z")
 increasing_steps = st.sets(st.integers(1, 99), max_size=5).map(
     lambda s: ",".join(map(str, [*sorted(s), 100]))
@@ -167,7 +170,7 @@ def valid_answers(draw) -> dict[str, Any]:
         "preview_deploys": draw(st.booleans()),
     }
     if draw(st.booleans()):
-        answers["project_slug"] = draw(st.one_of(dns_label, st.just("a" * 63), st.just("x")))
+        answers["project_slug"] = draw(st.one_of(dns_label, st.just("a" * SLUG_MAX), st.just("x")))
     if strategy == "canary":
         answers["canary_steps"] = draw(
             st.one_of(increasing_steps, increasing_steps.map(lambda s: s.replace(",", ", ")), st.just("100"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import yaml
 from helpers import LANGUAGES, ROOT
 
 sys.path.insert(0, str(ROOT))
-from extensions.context import FACTS  # noqa: E402
+from extensions.context import DERIVED_NAME_SUFFIXES, FACTS, SLUG_MAX, slug_error, slugify  # noqa: E402
 
 
 def copy(dst, **data):
@@ -22,10 +23,15 @@ def copy(dst, **data):
 
 BAD_ANSWERS = [
     # (answers, question named, words of the rule)
-    ({"project_slug": "My-Service"}, "project_slug", "DNS-1123 label"),
-    ({"project_slug": "my_service"}, "project_slug", "DNS-1123 label"),
-    ({"project_slug": "-my-service"}, "project_slug", "starting and ending"),
-    ({"project_slug": "a" * 64}, "project_slug", "at most 63 characters"),
+    ({"project_slug": "My-Service"}, "project_slug", "DNS-1035 label"),
+    ({"project_slug": "my_service"}, "project_slug", "DNS-1035 label"),
+    ({"project_slug": "-my-service"}, "project_slug", "starting with a letter"),
+    ({"project_slug": "my-service-"}, "project_slug", "ending with a letter or digit"),
+    # a Service name must start with a letter (DNS-1035): the API server refuses "2fa"
+    ({"project_slug": "2fa-service"}, "project_slug", "starting with a letter"),
+    # <slug>-production, the longest derived name, must fit in a 63-character namespace name
+    ({"project_slug": "a" * 53}, "project_slug", "at most 52 characters"),
+    ({"project_slug": "a" * 53}, "project_slug", "<slug>-production"),
     ({"project_name": "   "}, "project_name", "must not be empty"),
     ({"github_owner": "bad owner"}, "github_owner", "GitHub user or organisation"),
     ({"port": 80}, "port", "between 1024 and 65535"),
@@ -91,6 +97,49 @@ def test_slug_derives_from_name(render):
     assert answers["project_slug"] == "payments-api-eu"
 
 
+@pytest.mark.parametrize(("name", "slug"), [
+    ("Payments API (EU)", "payments-api-eu"),
+    ("123 Service", "service"),  # a Service name cannot start with a digit
+    ("2FA gateway", "fa-gateway"),
+    ("1984", "service"),
+    ("--- !!! ---", "service"),
+    ("Ünïcødé 服务 🚀", "n-c-d"),
+    ("An " + "extremely long service name " * 5, None),
+    ("x" * 200, "x" * SLUG_MAX),
+])
+def test_slugify_always_gives_a_valid_slug(name, slug):
+    result = slugify(name)
+    assert slug_error(result) == "", result
+    assert len(result) <= SLUG_MAX
+    if slug is not None:
+        assert result == slug
+
+
+def test_slug_default_of_a_name_starting_with_digits_is_valid(render):
+    assert render(language="go", project_name="123 Service").recorded_answers["project_slug"] == "service"
+
+
+def test_slug_max_leaves_room_for_every_derived_name():
+    """SLUG_MAX comes from the longest `<slug>-<suffix>` name the template writes: every suffix the
+    manifests and scripts append to the slug is in DERIVED_NAME_SUFFIXES (the preview namespace
+    <slug>-pr-<N> shortens the slug itself), and the slug plus each fits a 63-character name."""
+    derived = re.compile(r"""(?:\{\{-? *project_slug *-?\}\}|project_slug *~ *['"]|\$\{?SLUG\}?)-([a-z][a-z0-9]*)\b""")
+    found = set()
+    for folder in ("template", "includes"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file():
+                found |= {f"-{m}" for m in derived.findall(path.read_text(errors="replace"))}
+    found.discard("-pr")
+    assert "-production" in found, "the pattern no longer finds the derived names"
+    assert found <= set(DERIVED_NAME_SUFFIXES), found - set(DERIVED_NAME_SUFFIXES)
+    assert SLUG_MAX == 63 - max(map(len, DERIVED_NAME_SUFFIXES)) == 52
+    assert all(len("a" * SLUG_MAX + suffix) <= 63 for suffix in DERIVED_NAME_SUFFIXES)
+    # the question's help and its docs state the same number
+    config = yaml.safe_load((ROOT / "copier.yml").read_text())
+    assert f"at most {SLUG_MAX} characters" in config["project_slug"]["help"]
+    assert f"at most {SLUG_MAX} characters" in (ROOT / "docs" / "questions.md").read_text()
+
+
 def test_canary_steps_asked_only_for_canary(render):
     assert "canary_steps" not in render(language="go").recorded_answers
     canary = render(language="go", deployment_strategy="canary").recorded_answers
@@ -98,9 +147,10 @@ def test_canary_steps_asked_only_for_canary(render):
 
 
 def test_edge_values_are_accepted(render):
-    project = render(language="go", port=65535, project_slug="a" * 63,
+    project = render(language="go", port=65535, project_slug="a" * SLUG_MAX,
                      deployment_strategy="canary", canary_steps="100")
     assert project.recorded_answers["port"] == 65535
+    assert project.recorded_answers["project_slug"] == "a" * 52
 
 
 def test_facts_table_rows_have_the_same_keys():

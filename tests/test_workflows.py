@@ -424,6 +424,8 @@ def test_preview_deploys_only_when_asked_and_only_same_repository_pull_requests(
 @pytest.mark.parametrize(("slug", "number", "namespace"), [
     ("my-service", "42", "my-service-pr-42"),
     ("a" * 63, "12345", "a" * 54 + "-pr-12345"),
+    # the longest slug the question accepts (52) with an 8-digit pull request number
+    ("a" * 52, "12345678", "a" * 51 + "-pr-12345678"),
 ])
 def test_preview_namespace_is_a_dns_label(render, tmp_path, slug, number, namespace):
     project = render(language="go", deployment_strategy="rolling")

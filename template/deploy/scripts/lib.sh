@@ -27,6 +27,7 @@ SCRIPT_NAME=$(basename "$0")
 : "${REQUEST_TIMEOUT:=30s}"         # each kubectl API request
 : "${POLL_SECONDS:=5}"              # between two looks at a Job or a route
 : "${DEPLOY_ERROR_CHECK:=}"         # optional command run by every gate (see error_check)
+: "${SMOKE_URL:=}"                  # optional base URL every smoke gate tests (see smoke_service)
 
 DRY_RUN=false
 DEPLOY_ENV=""
@@ -415,13 +416,52 @@ wait_job() {
   done
 }
 
+# prune_leftovers: once a release serves, delete this service's objects that the release no longer
+# has: after `copier update --data deployment_strategy=...` converted the repository, the old
+# strategy's Deployments, Services and HTTPRoute (they would keep pods running, and a stale route on
+# the Gateway). Only the kinds the templates create and only objects labelled as this service's
+# (app.kubernetes.io/name=$SLUG); ConfigMaps stay (an idle colour's release still reads its own).
+prune_leftovers() {
+  local kinds="deployments.apps,services,poddisruptionbudgets.policy,horizontalpodautoscalers.autoscaling"
+  kinds+=",networkpolicies.networking.k8s.io,serviceaccounts,jobs.batch"
+  local route_kind=httproutes.gateway.networking.k8s.io
+  if $DRY_RUN; then
+    printf '# then delete objects labelled app.kubernetes.io/name=%s that this release does not have (%s)\n' \
+      "$SLUG" "${kinds//,/, }, $route_kind"
+    return 0
+  fi
+  # The route's kind exists only where the Gateway API is installed.
+  "${KUBECTL[@]}" get "$route_kind" --request-timeout="$REQUEST_TIMEOUT" >/dev/null 2>&1 && kinds+=",$route_kind"
+  local wanted live object
+  wanted=$("${KUBECTL[@]}" get --filename "$WORK/manifests.yaml" --ignore-not-found -o name \
+    --request-timeout="$REQUEST_TIMEOUT") || die "could not read back the release's objects"
+  live=$(kread "$kinds" --selector "app.kubernetes.io/name=$SLUG" -o name) ||
+    die "could not list this service's objects in $NAMESPACE"
+  for object in $live; do
+    [[ $'\n'$wanted$'\n' == *$'\n'$object$'\n'* ]] && continue
+    note "$object is not part of this release (left by an earlier strategy): deleting it"
+    kube delete "$object" --ignore-not-found --wait=false
+  done
+}
+
 # ------------------------------------------------------------------------------------------------
 # Gates
 # ------------------------------------------------------------------------------------------------
 # smoke_service SERVICE: smoke-test.sh against the pods behind SERVICE, through a port-forward
-# (works without any ingress, from the machine that runs the deploy).
+# (works without any ingress, from the machine that runs the deploy). With SMOKE_URL set, every
+# gate tests that base URL instead: the one seam for a deploy whose pods cannot be reached from
+# here (a route only the cluster's gateway serves, or a test cluster whose pods serve nothing).
 smoke_service() {
   local service=$1
+  if [[ -n $SMOKE_URL ]]; then
+    if $DRY_RUN; then
+      printf '# then deploy/scripts/smoke-test.sh %s (SMOKE_URL, for service/%s)\n' "$SMOKE_URL" "$service"
+      return 0
+    fi
+    note "smoke test of service/$service through SMOKE_URL=$SMOKE_URL"
+    "$SCRIPTS_DIR/smoke-test.sh" "$SMOKE_URL" >&2
+    return
+  fi
   if $DRY_RUN; then
     printf '+ %s\n' "$(quote kubectl "${KUBECTL[@]:1}" port-forward "service/$service" ":$PORT")"
     printf '# then deploy/scripts/smoke-test.sh http://127.0.0.1:<forwarded port>\n'
