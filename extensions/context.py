@@ -273,6 +273,10 @@ LONGEST_SUFFIX = max(DERIVED_NAME_SUFFIXES, key=len)
 SLUG_MAX = K8S_NAME_MAX - len(LONGEST_SUFFIX)  # 52
 # A DNS-1035 label, not DNS-1123: Service names must start with a letter.
 _SLUG = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
+# Words YAML 1.1 reads as booleans or null: kustomize (go-yaml) then refuses a label value such as
+# `app.kubernetes.io/name: y` ("cannot unmarshal bool into ... of type string"), found by deploying
+# a one-letter slug to the test cluster. The other YAML scalars start with a digit, a dot or a sign.
+YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 _GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 
 
@@ -286,7 +290,8 @@ def slugify(value: str) -> str:
     It is the question's default, so it always passes slug_error: leading digits are dropped (a
     Service name starts with a letter) and the result is cut to SLUG_MAX."""
     slug = re.sub(r"[^a-z0-9]+", "-", str(value).lower()).lstrip("0123456789-")
-    return slug[:SLUG_MAX].rstrip("-") or "service"
+    slug = slug[:SLUG_MAX].rstrip("-") or "service"
+    return f"{slug}-service" if slug in YAML_WORDS else slug
 
 
 SLUG_RULE = (f"a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending "
@@ -302,6 +307,9 @@ def slug_error(value: Any) -> str:
         return f"must be {SLUG_RULE}, got {len(value)} characters ({SLUG_REASON})"
     if not _SLUG.match(value):
         return f"must be {SLUG_RULE} ({SLUG_REASON})"
+    if value in YAML_WORDS:
+        return (f"must not be one of {', '.join(sorted(YAML_WORDS))}: YAML reads '{value}' as a boolean or "
+                "null, and the Kubernetes manifests use the slug as a label value")
     return ""
 
 

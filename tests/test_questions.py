@@ -32,6 +32,9 @@ BAD_ANSWERS = [
     # <slug>-production, the longest derived name, must fit in a 63-character namespace name
     ({"project_slug": "a" * 53}, "project_slug", "at most 52 characters"),
     ({"project_slug": "a" * 53}, "project_slug", "<slug>-production"),
+    # YAML reads y/yes/on/... as booleans: kustomize refuses such a label value (seen on the test cluster)
+    ({"project_slug": "y"}, "project_slug", "YAML reads 'y' as a boolean"),
+    ({"project_slug": "off"}, "project_slug", "YAML reads 'off' as a boolean"),
     ({"project_name": "   "}, "project_name", "must not be empty"),
     ({"github_owner": "bad owner"}, "github_owner", "GitHub user or organisation"),
     ({"port": 80}, "port", "between 1024 and 65535"),
@@ -106,6 +109,8 @@ def test_slug_derives_from_name(render):
     ("Ünïcødé 服务 🚀", "n-c-d"),
     ("An " + "extremely long service name " * 5, None),
     ("x" * 200, "x" * SLUG_MAX),
+    ("Yes", "yes-service"),
+    ("N", "n-service"),
 ])
 def test_slugify_always_gives_a_valid_slug(name, slug):
     result = slugify(name)
