@@ -661,8 +661,14 @@ def test_strategy_conversion_deploys_into_the_same_namespace(template_repo, tmp_
     copier_cli(repo, "update", "--trust", "--defaults", "--data", f"deployment_strategy={new}")
     commit_all(repo, f"Convert to {new}")
     rel.project = Project(repo, {"language": language, "deployment_strategy": new})
+    watch = Watch(cluster, "service", SLUG, rel.namespace, "{.spec.selector.colour}")
     proc = rel.deploy(IMAGE_C)
 
+    err = proc.stderr
+    if new == "blue-green":  # the old pods serve until blue is ready, then the live Service switches
+        assert watch.values() == ["", "blue"], "never a selector that matches no ready pod"
+        assert err.index("waiting for deployment/my-service-blue") < err.index("+ kubectl patch service my-service ")
+    assert err.index("smoke test of service/my-service ") < err.index("left by an earlier strategy")
     assert cluster.names("deployments", rel.namespace) == DEPLOYMENTS[new], proc.stderr
     assert cluster.names("services", rel.namespace) == SERVICES[new]
     assert bool(cluster.names("httproutes", rel.namespace)) == (new == "canary"), "no stale route on the Gateway"
