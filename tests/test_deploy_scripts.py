@@ -643,7 +643,9 @@ def test_smoke_test_reports_an_unreachable_service(render, cluster):
 DEPLOYMENTS = {"rolling": {SLUG}, "blue-green": {f"{SLUG}-blue", f"{SLUG}-green"},
                "canary": {f"{SLUG}-stable", f"{SLUG}-canary"}}
 SERVICES = {"rolling": {SLUG}, "blue-green": {SLUG, f"{SLUG}-preview"}, "canary": {SLUG, f"{SLUG}-canary"}}
-CONVERSIONS = [("rolling", "blue-green", "node"), ("canary", "rolling", "django")]
+CONVERSIONS = [("rolling", "blue-green", "node"), ("canary", "rolling", "django"), ("rolling", "canary", "go")]
+# The live Service's selector key the new strategy adds, which the old strategy's pods lack.
+HELD = {"blue-green": ("colour", "blue"), "canary": ("track", "stable")}
 
 
 @pytest.mark.parametrize(("old", "new", "language"), CONVERSIONS, ids=[f"{a}-to-{b}" for a, b, _ in CONVERSIONS])
@@ -661,13 +663,14 @@ def test_strategy_conversion_deploys_into_the_same_namespace(template_repo, tmp_
     copier_cli(repo, "update", "--trust", "--defaults", "--data", f"deployment_strategy={new}")
     commit_all(repo, f"Convert to {new}")
     rel.project = Project(repo, {"language": language, "deployment_strategy": new})
-    watch = Watch(cluster, "service", SLUG, rel.namespace, "{.spec.selector.colour}")
+    key, value = HELD.get(new, ("colour", ""))
+    watch = Watch(cluster, "service", SLUG, rel.namespace, f"{{.spec.selector.{key}}}")
     proc = rel.deploy(IMAGE_C)
 
     err = proc.stderr
-    if new == "blue-green":  # the old pods serve until blue is ready, then the live Service switches
-        assert watch.values() == ["", "blue"], "never a selector that matches no ready pod"
-        assert err.index("waiting for deployment/my-service-blue") < err.index("+ kubectl patch service my-service ")
+    if new in HELD:  # the old pods serve until the new ones are ready, then the live Service switches
+        assert watch.values() == ["", value], "never a selector that matches no ready pod"
+        assert err.index(f"waiting for deployment/{SERVING[new]}") < err.index("+ kubectl patch service my-service ")
     assert err.index("smoke test of service/my-service ") < err.index("left by an earlier strategy")
     assert cluster.names("deployments", rel.namespace) == DEPLOYMENTS[new], proc.stderr
     assert cluster.names("services", rel.namespace) == SERVICES[new]

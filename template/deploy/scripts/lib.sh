@@ -416,6 +416,43 @@ wait_job() {
   done
 }
 
+# A repository converted to another strategy by `copier update` (docs/updating.md) meets the old
+# strategy's pods in the cluster. The new strategy's live Service selects on a label those pods lack
+# (colour, track): applied as it is, it would select no ready pod until the new ones are ready.
+# hold_selector SERVICE KEY: where SERVICE already serves without selecting on KEY, the release keeps
+# it without KEY (it serves every pod of the service, the old strategy's too) and CONVERTING=true;
+# finish_conversion SERVICE KEY VALUE then selects VALUE, once the new pods are ready.
+CONVERTING=false
+CONVERSION=()      # the Service and the key finish_conversion switched (undo_conversion)
+hold_selector() {
+  [[ $DEPLOY_ENV != preview && -n $(kread service "$1" --ignore-not-found -o name) ]] || return 0
+  [[ -z $(kread service "$1" -o "jsonpath={.spec.selector.$2}") ]] || return 0
+  CONVERTING=true
+  note "service/$1 serves without a $2 selector (another strategy's release): it serves every pod of the" \
+    "service until the new ones are ready"
+  PATCHES+="  - patch: |-
+      apiVersion: v1
+      kind: Service
+      metadata:
+        name: $1
+      spec:
+        selector:
+          $2: null
+"
+}
+
+finish_conversion() {
+  $CONVERTING || return 0
+  CONVERSION=("$1" "$2")
+  # a failed gate after this puts the Service back on every pod, the old strategy's still running
+  on_failure undo_conversion
+  kube patch service "$1" --type=merge --patch "{\"spec\":{\"selector\":{\"$2\":\"$3\"}}}"
+}
+
+undo_conversion() {
+  kube patch service "${CONVERSION[0]}" --type=merge --patch "{\"spec\":{\"selector\":{\"${CONVERSION[1]}\":null}}}"
+}
+
 # prune_leftovers: once a release serves, delete this service's objects that the release no longer
 # has: after `copier update --data deployment_strategy=...` converted the repository, the old
 # strategy's Deployments, Services and HTTPRoute (they would keep pods running, and a stale route on
