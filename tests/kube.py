@@ -14,8 +14,9 @@ import subprocess
 import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from helpers import ROOT, VENV_BIN
 
@@ -169,30 +170,53 @@ class GatewayAcceptor:
 
 
 class Watch:
-    """`kubectl get --watch` of one object: each value of JSONPATH the server stored, in order (every
-    change is an event, so a value that lasted only an instant is seen too)."""
+    """`kubectl get --watch -o json`: EXTRACT of each version of an object the server stored, in
+    order (every change is an event, so a value that lasted only an instant is seen too). NAME is
+    one object; with SELECTOR instead, every object it matches."""
 
-    def __init__(self, cluster: Cluster, kind: str, name: str, namespace: str, jsonpath: str):
+    def __init__(self, cluster: Cluster, kind: str, name: str | None, namespace: str,
+                 extract: Callable[[dict[str, Any]], Any], selector: str | None = None):
+        target = [kind, name] if name else [kind, "--selector", selector]
         self.proc = subprocess.Popen(
-            [str(cluster.bin / "kubectl"), "get", kind, name, "--namespace", namespace, "--watch",
-             "--output", f"jsonpath={jsonpath}{{\"\\n\"}}"],
+            [str(cluster.bin / "kubectl"), "get", *target, "--namespace", namespace, "--watch", "--output", "json"],
             env=cluster.env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.lines: list[str] = []
+        weakref.finalize(self, self.proc.kill)  # a test that fails before stop() leaves no watcher
+        self.extract = extract
+        self.values_seen: list[Any] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
+        # the watch has started once the current state is printed: changes from now on are seen
+        deadline = time.monotonic() + 30
+        while not self.values_seen:
+            assert self.proc.poll() is None, f"kubectl get --watch exited: {self.proc.stderr.read()}"
+            assert time.monotonic() < deadline, "kubectl get --watch printed nothing in 30 s"
+            time.sleep(0.05)
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.strip())
+        decoder, buffer = json.JSONDecoder(), ""
+        for line in self.proc.stdout:  # one JSON document after another, pretty-printed
+            buffer += line
+            while buffer.strip():
+                try:
+                    obj, end = decoder.raw_decode(buffer.lstrip())
+                except json.JSONDecodeError:
+                    break
+                buffer = buffer.lstrip()[end:]
+                self.values_seen.append(self.extract(obj))
 
-    def values(self, settle: float = 1.0) -> list[str]:
-        """Stop watching (after SETTLE seconds for the last events) -> the values, repeats folded."""
+    def stop(self, settle: float = 1.0) -> list[Any]:
+        """Stop watching (after SETTLE seconds for the last events) -> every value, in order."""
         time.sleep(settle)
+        assert self.proc.poll() is None, f"kubectl get --watch ended early: {self.proc.stderr.read()}"
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self.reader.join(timeout=10)
-        folded: list[str] = []
-        for value in self.lines:
+        return self.values_seen
+
+    def values(self, settle: float = 1.0) -> list[Any]:
+        """stop() -> the values, repeats folded."""
+        folded: list[Any] = []
+        for value in self.stop(settle):
             if not folded or folded[-1] != value:
                 folded.append(value)
         return folded

@@ -15,6 +15,7 @@ controller runs here, so the tests that wait for a route's Accepted condition pl
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -88,7 +89,8 @@ class Release:
             for o in items["items"]}
 
     def watch_weights(self) -> Watch:
-        return Watch(self.cluster, "httproute", SLUG, self.namespace, "{.spec.rules[0].backendRefs[1].weight}")
+        return Watch(self.cluster, "httproute", SLUG, self.namespace,
+                     lambda route: str(route["spec"]["rules"][0]["backendRefs"][1]["weight"]))
 
     def quota_pods(self, pods: int) -> None:
         """A ResourceQuota: at most PODS pods in the namespace; the API server refuses the next one."""
@@ -153,7 +155,7 @@ def test_scripts_are_the_strategys_and_pass_shellcheck(project):
 
 def apply_overlay(cluster, project, env: str, namespace: str) -> str:
     """Server-side apply of an overlay's objects into NAMESPACE -> kubectl's stderr (warnings)."""
-    objects = [doc for doc in project.k8s_objects(env)]
+    objects = copy.deepcopy(project.k8s_objects(env))  # the render's build is shared: never change it
     for obj in objects:
         if obj["kind"] != "Namespace":
             obj["metadata"]["namespace"] = namespace
@@ -176,8 +178,10 @@ def test_overlay_is_accepted_under_restricted_pod_security(project, cluster, nam
     assert "Warning" not in warnings and "warning" not in warnings, warnings
     for obj in project.k8s_objects(env):
         kind, name = obj["kind"], obj["metadata"]["name"]
-        if kind == "Deployment" and obj["spec"].get("replicas", 1) > 0:
-            cluster.kubectl("rollout", "status", f"deployment/{name}", "--namespace", namespace, "--timeout=90s")
+        replicas = obj["spec"].get("replicas", 1) if kind == "Deployment" else 0
+        if replicas:  # admission lets the pods be created (readiness is the release tests' part)
+            cluster.kubectl("wait", f"--for=jsonpath={{.status.readyReplicas}}={replicas}", f"deployment/{name}",
+                            "--namespace", namespace, "--timeout=90s")
         if kind == "Job":
             cluster.kubectl("wait", "--for=condition=Complete", f"job/{name}", "--namespace", namespace,
                             "--timeout=90s")
@@ -402,7 +406,7 @@ def test_blue_green_rollback_and_scale_down(render, release):
 def test_canary_pods_follow_the_weight(render, release):
     rel = release(service(render, "canary", canary_steps="5,50,100"))
     rel.deploy(IMAGE_A)
-    watch = Watch(rel.cluster, "deployment", f"{SLUG}-canary", rel.namespace, "{.spec.replicas}")
+    watch = Watch(rel.cluster, "deployment", f"{SLUG}-canary", rel.namespace, lambda d: str(d["spec"]["replicas"]))
     rel.deploy(IMAGE_B)
     # 2 stable pods in staging: at least one canary pod, 2 at 100%, then 0 after the promotion
     assert watch.values() == ["0", "1", "2", "0"]
@@ -454,6 +458,23 @@ def test_canary_left_over_is_aborted_before_a_new_release(render, release):
     proc = rel.deploy(IMAGE_B)
     assert "aborting it first" in proc.stderr
     assert rel.image(f"{SLUG}-stable") == IMAGE_B and rel.weights() == [100, 0]
+
+
+@pytest.mark.parametrize("language", ["node", "go", "django"])
+def test_canary_rollback_aborts_a_canary_in_progress(render, release, language):
+    rel = release(service(render, "canary", language))
+    rel.platform_namespace()
+    rel.deploy(IMAGE_A)
+    # a canary at its first step, as a deploy killed there leaves it
+    rel.cluster.kubectl("set", "image", f"deployment/{SLUG}-canary", f"app={IMAGE_B}", "--namespace", rel.namespace)
+    rel.cluster.kubectl("scale", f"deployment/{SLUG}-canary", "--replicas=1", "--namespace", rel.namespace)
+    rel.cluster.kubectl("patch", "httproute", SLUG, "--namespace", rel.namespace, "--type=json", "--patch",
+                        '[{"op":"replace","path":"/spec/rules/0/backendRefs/1/weight","value":10},'
+                        '{"op":"replace","path":"/spec/rules/0/backendRefs/0/weight","value":90}]')
+    proc = rel.run("rollback.sh", "--env", "staging")
+    assert "canary aborted" in proc.stderr
+    assert rel.weights() == [100, 0] and rel.replicas(f"{SLUG}-canary") == 0
+    assert rel.image(f"{SLUG}-stable") == IMAGE_A
 
 
 def test_canary_promote_abort_and_rollback_scripts(render, release):
@@ -643,50 +664,70 @@ def test_smoke_test_reports_an_unreachable_service(render, cluster):
 DEPLOYMENTS = {"rolling": {SLUG}, "blue-green": {f"{SLUG}-blue", f"{SLUG}-green"},
                "canary": {f"{SLUG}-stable", f"{SLUG}-canary"}}
 SERVICES = {"rolling": {SLUG}, "blue-green": {SLUG, f"{SLUG}-preview"}, "canary": {SLUG, f"{SLUG}-canary"}}
-CONVERSIONS = [("rolling", "blue-green", "node"), ("canary", "rolling", "django"), ("rolling", "canary", "go")]
-# The live Service's selector key the new strategy adds, which the old strategy's pods lack.
-HELD = {"blue-green": ("colour", "blue"), "canary": ("track", "stable")}
+# The live Service's selector key each strategy adds, which the other strategies' pods lack.
+KEYS = {"rolling": {}, "blue-green": {"colour": "blue"}, "canary": {"track": "stable"}}
+# Chains of strategies a deployed repository is converted through (and the language it is in).
+CHAINS = [("rolling", "blue-green", "rolling", "node"), ("canary", "rolling", "django"),
+          ("rolling", "canary", "blue-green", "go")]
 
 
-@pytest.mark.parametrize(("old", "new", "language"), CONVERSIONS, ids=[f"{a}-to-{b}" for a, b, _ in CONVERSIONS])
+def ready_endpoints(events: list[tuple[str, int]]) -> list[int]:
+    """From a watch of a Service's EndpointSlices ((slice, ready endpoints) per event): the Service's
+    ready endpoints after each event."""
+    slices: dict[str, int] = {}
+    counts = []
+    for name, ready in events:
+        slices[name] = ready
+        counts.append(sum(slices.values()))
+    return counts
+
+
+@pytest.mark.parametrize("chain", CHAINS, ids=["-to-".join(c[:-1]) for c in CHAINS])
 def test_strategy_conversion_deploys_into_the_same_namespace(template_repo, tmp_path, cluster, running_service,
-                                                              namespaces, old, new, language):
-    repo = template_repo.service(NEW, language, old, tmp_path / "service")
-    rel = Release(cluster, Project(repo, {"language": language, "deployment_strategy": old}), namespaces(),
-                  running_service(language))
+                                                              namespaces, chain):
+    *strategies, language = chain
+    repo = template_repo.service(NEW, language, strategies[0], tmp_path / "service")
+    rel = Release(cluster, Project(repo, {"language": language, "deployment_strategy": strategies[0]}),
+                  namespaces(), running_service(language))
     if FACTS[language]["has_database"]:
         rel.platform_namespace()
     rel.deploy(IMAGE_A)
     rel.deploy(IMAGE_B)
-    assert cluster.names("deployments", rel.namespace) == DEPLOYMENTS[old]
+    # an object of the team's own with the service's name label: no strategy's, never pruned
+    cluster.kubectl("create", "service", "clusterip", f"{SLUG}-admin", "--tcp=8080:8080",
+                    "--namespace", rel.namespace)
+    cluster.kubectl("label", "service", f"{SLUG}-admin", f"app.kubernetes.io/name={SLUG}", "--namespace",
+                    rel.namespace)
+    image = IMAGE_B
+    for old, new in zip(strategies, strategies[1:]):
+        copier_cli(repo, "update", "--trust", "--defaults", "--data", f"deployment_strategy={new}")
+        commit_all(repo, f"Convert to {new}")
+        rel.project = Project(repo, {"language": language, "deployment_strategy": new})
+        endpoints = Watch(cluster, "endpointslices", None, rel.namespace,
+                          lambda es: (es["metadata"]["name"], sum(
+                              1 for e in es.get("endpoints") or [] if e["conditions"].get("ready"))),
+                          selector=f"kubernetes.io/service-name={SLUG}")
+        image = IMAGE_C if image != IMAGE_C else IMAGE_A
+        proc = rel.deploy(image)
+        err = proc.stderr
 
-    copier_cli(repo, "update", "--trust", "--defaults", "--data", f"deployment_strategy={new}")
-    commit_all(repo, f"Convert to {new}")
-    rel.project = Project(repo, {"language": language, "deployment_strategy": new})
-    key, value = HELD.get(new, ("colour", ""))
-    watch = Watch(cluster, "service", SLUG, rel.namespace, f"{{.spec.selector.{key}}}")
-    proc = rel.deploy(IMAGE_C)
-
-    err = proc.stderr
-    if new in HELD:  # the old pods serve until the new ones are ready, then the live Service switches
-        assert watch.values() == ["", value], "never a selector that matches no ready pod"
-        assert err.index(f"waiting for deployment/{SERVING[new]}") < err.index("+ kubectl patch service my-service ")
-    assert err.index("smoke test of service/my-service ") < err.index("left by an earlier strategy")
-    assert cluster.names("deployments", rel.namespace) == DEPLOYMENTS[new], proc.stderr
-    assert cluster.names("services", rel.namespace) == SERVICES[new]
-    assert bool(cluster.names("httproutes", rel.namespace)) == (new == "canary"), "no stale route on the Gateway"
-    serving = SERVING[new]
-    assert rel.image(serving) == IMAGE_C and cluster.ready_pods(serving, rel.namespace) == 2
-    selector = cluster.get("service", SLUG, rel.namespace)["spec"]["selector"]
-    pods = json.loads(cluster.kubectl("get", "pods", "--namespace", rel.namespace, "-o", "json", "--selector",
-                                      ",".join(f"{k}={v}" for k, v in selector.items())).stdout)["items"]
-    assert pods and all(p["spec"]["containers"][0]["image"] == IMAGE_C for p in pods if "deletionTimestamp"
-                        not in p["metadata"]), "the live Service selects the new strategy's pods only"
-    # the converted repository goes on releasing and rolling back with its new strategy
-    rel.deploy(IMAGE_A)
+        counts = ready_endpoints(endpoints.stop())
+        assert counts and min(counts) > 0, f"{old} to {new}: service/{SLUG} lost every ready endpoint: {counts}"
+        assert err.index(f"smoke test of service/{SLUG} ") < err.index("left by an earlier strategy"), err
+        assert cluster.names("deployments", rel.namespace) == DEPLOYMENTS[new], err
+        assert cluster.names("services", rel.namespace) == SERVICES[new] | {f"{SLUG}-admin"}
+        selector = cluster.get("service", SLUG, rel.namespace)["spec"]["selector"]
+        assert {k: v for k, v in selector.items() if k in ("colour", "track")} == KEYS[new], selector
+        serving = SERVING[new]
+        assert rel.image(serving) == image and cluster.ready_pods(serving, rel.namespace) == 2
+        if old == "canary":  # the route may be the service's entry on the Gateway: kept, and said so
+            assert cluster.names("httproutes", rel.namespace) == {SLUG}
+            assert f"httproute/{SLUG} (from the canary strategy) still routes" in err
+    # the converted repository goes on releasing and rolling back with its last strategy
+    rel.deploy(IMAGE_B)
     rel.run("rollback.sh", "--env", "staging")
-    serving_now = f"{SLUG}-blue" if new == "blue-green" else serving
-    assert rel.image(serving_now) == IMAGE_C
+    serving = {"blue-green": f"{SLUG}-blue"}.get(strategies[-1], SERVING[strategies[-1]])
+    assert rel.image(serving) == image
 
 
 # ------------------------------------------------------------------------------------------------
@@ -697,7 +738,10 @@ def test_strategy_conversion_deploys_into_the_same_namespace(template_repo, tmp_
 def test_extreme_slugs_make_names_the_server_accepts(render, cluster, running_service, strategy):
     tag = strategy[0] + os.urandom(2).hex()  # slugs (so namespaces) no other test uses
     longest = (tag + "-" + "x" * SLUG_MAX)[:SLUG_MAX]
-    shortest = "abcdefghijklmopqrstuvwxz"[os.urandom(1)[0] % 24]  # one letter (YAML's y and n are refused)
+    # one letter (YAML's y and n are refused), from letters of this strategy's own: the parallel
+    # tests never share a namespace
+    letters = {"rolling": "abcdefgh", "blue-green": "ijklmopq", "canary": "rstuvwxz"}[strategy]
+    shortest = letters[os.urandom(1)[0] % len(letters)]
     for slug in (longest, shortest):
         project = render(language="django", deployment_strategy=strategy, project_slug=slug)
         secret = (f"{slug}-secrets", FACTS["django"]["secret_env"])

@@ -417,13 +417,18 @@ wait_job() {
 }
 
 # A repository converted to another strategy by `copier update` (docs/updating.md) meets the old
-# strategy's pods in the cluster. The new strategy's live Service selects on a label those pods lack
-# (colour, track): applied as it is, it would select no ready pod until the new ones are ready.
-# hold_selector SERVICE KEY: where SERVICE already serves without selecting on KEY, the release keeps
-# it without KEY (it serves every pod of the service, the old strategy's too) and CONVERTING=true;
-# finish_conversion SERVICE KEY VALUE then selects VALUE, once the new pods are ready.
+# strategy's pods in the cluster. Each strategy's live Service selects on a key of its own (rolling:
+# none; blue-green: colour; canary: track), which the other strategies' pods lack or set otherwise.
+#   hold_selector SERVICE KEY: where SERVICE already serves without selecting on KEY, the release
+#     keeps it without KEY (it serves every pod of the service, the old strategy's too) and
+#     CONVERTING=true; applied as it is, it would select no ready pod until the new ones are ready;
+#   finish_conversion SERVICE KEY VALUE DEPLOYMENT: once DEPLOYMENT is ready, SERVICE selects VALUE;
+#     a failure before the release is safe goes back to every pod and scales DEPLOYMENT to 0;
+#   drop_foreign_selectors SERVICE [KEY]: remove the other strategies' keys from SERVICE's selector.
+#     `kubectl apply` removes only the keys it applied itself, not those a patch set (a switch).
 CONVERTING=false
-CONVERSION=()      # the Service and the key finish_conversion switched (undo_conversion)
+CONVERSION=()      # SERVICE KEY DEPLOYMENT of the conversion in progress (undo_conversion)
+STRATEGY_KEYS=(colour track)
 hold_selector() {
   [[ $DEPLOY_ENV != preview && -n $(kread service "$1" --ignore-not-found -o name) ]] || return 0
   [[ -z $(kread service "$1" -o "jsonpath={.spec.selector.$2}") ]] || return 0
@@ -443,42 +448,59 @@ hold_selector() {
 
 finish_conversion() {
   $CONVERTING || return 0
-  CONVERSION=("$1" "$2")
-  # a failed gate after this puts the Service back on every pod, the old strategy's still running
+  CONVERSION=("$1" "$2" "$4")
   on_failure undo_conversion
   kube patch service "$1" --type=merge --patch "{\"spec\":{\"selector\":{\"$2\":\"$3\"}}}"
 }
 
 undo_conversion() {
-  kube patch service "${CONVERSION[0]}" --type=merge --patch "{\"spec\":{\"selector\":{\"${CONVERSION[1]}\":null}}}"
+  kube patch service "${CONVERSION[0]}" --type=merge --patch "{\"spec\":{\"selector\":{\"${CONVERSION[1]}\":null}}}" &&
+    kube scale "deployment/${CONVERSION[2]}" --replicas=0
 }
 
-# prune_leftovers: once a release serves, delete this service's objects that the release no longer
-# has: after `copier update --data deployment_strategy=...` converted the repository, the old
-# strategy's Deployments, Services and HTTPRoute (they would keep pods running, and a stale route on
-# the Gateway). Only the kinds the templates create and only objects labelled as this service's
-# (app.kubernetes.io/name=$SLUG); ConfigMaps stay (an idle colour's release still reads its own).
+drop_foreign_selectors() {
+  local service=$1 keep=${2:-} key
+  for key in "${STRATEGY_KEYS[@]}"; do
+    [[ $key != "$keep" ]] || continue
+    [[ -n $(kread service "$service" --ignore-not-found -o "jsonpath={.spec.selector.$key}") ]] || continue
+    note "service/$service still selects on $key (another strategy's key): removing it"
+    kube patch service "$service" --type=merge --patch "{\"spec\":{\"selector\":{\"$key\":null}}}"
+  done
+}
+
+# prune_leftovers: once a release serves, delete what another strategy of this template left in the
+# namespace (after `copier update --data deployment_strategy=...`): the Deployments, Services and
+# autoscalers of the fixed names the strategies use, where this release does not have them. Nothing
+# else is touched: objects of other names (a team's own Service, a platform's NetworkPolicy) stay.
+# The canary's HTTPRoute stays too: it may be the service's entry on the Gateway; a warning says so.
+# A failure here is a warning: the release itself is live.
 prune_leftovers() {
-  local kinds="deployments.apps,services,poddisruptionbudgets.policy,horizontalpodautoscalers.autoscaling"
-  kinds+=",networkpolicies.networking.k8s.io,serviceaccounts,jobs.batch"
-  local route_kind=httproutes.gateway.networking.k8s.io
-  if $DRY_RUN; then
-    printf '# then delete objects labelled app.kubernetes.io/name=%s that this release does not have (%s)\n' \
-      "$SLUG" "${kinds//,/, }, $route_kind"
+  local names=("$SLUG" "$SLUG-blue" "$SLUG-green" "$SLUG-stable" "$SLUG-canary")
+  local candidates=() name wanted
+  $CLUSTER || return 0
+  for name in "${names[@]}"; do
+    candidates+=("deployment.apps/$name" "horizontalpodautoscaler.autoscaling/$name")
+  done
+  candidates+=("service/$SLUG-preview" "service/$SLUG-canary")
+  # the release's own objects, named as kubectl names them (resource.group/name)
+  if ! wanted=$("${KUBECTL[@]}" create --dry-run=client --filename "$WORK/manifests.yaml" -o name 2>&1); then
+    warn "could not list the release's objects, so nothing left by an earlier strategy is deleted: $wanted"
     return 0
   fi
-  # The route's kind exists only where the Gateway API is installed.
-  "${KUBECTL[@]}" get "$route_kind" --request-timeout="$REQUEST_TIMEOUT" >/dev/null 2>&1 && kinds+=",$route_kind"
-  local wanted live object
-  wanted=$("${KUBECTL[@]}" get --filename "$WORK/manifests.yaml" --ignore-not-found -o name \
-    --request-timeout="$REQUEST_TIMEOUT") || die "could not read back the release's objects"
-  live=$(kread "$kinds" --selector "app.kubernetes.io/name=$SLUG" -o name) ||
-    die "could not list this service's objects in $NAMESPACE"
-  for object in $live; do
-    [[ $'\n'$wanted$'\n' == *$'\n'$object$'\n'* ]] && continue
-    note "$object is not part of this release (left by an earlier strategy): deleting it"
-    kube delete "$object" --ignore-not-found --wait=false
+  for name in "${candidates[@]}"; do
+    [[ $'
+'$wanted$'
+' != *$'
+'$name$'
+'* ]] || continue
+    [[ -n $(kread "$name" --ignore-not-found -o name 2>/dev/null) ]] || continue
+    note "$name is not part of this release (left by an earlier strategy): deleting it"
+    kube delete "$name" --ignore-not-found --wait=false || warn "could not delete $name: delete it by hand"
   done
+  if [[ $STRATEGY != canary && -n $(kread httproute "$SLUG" --ignore-not-found -o name 2>/dev/null) ]]; then
+    warn "httproute/$SLUG (from the canary strategy) still routes the Gateway's traffic to service/$SLUG:" \
+      "delete it once your own route or ingress serves the service"
+  fi
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -486,8 +508,8 @@ prune_leftovers() {
 # ------------------------------------------------------------------------------------------------
 # smoke_service SERVICE: smoke-test.sh against the pods behind SERVICE, through a port-forward
 # (works without any ingress, from the machine that runs the deploy). With SMOKE_URL set, every
-# gate tests that base URL instead: the one seam for a deploy whose pods cannot be reached from
-# here (a route only the cluster's gateway serves, or a test cluster whose pods serve nothing).
+# gate tests that base URL instead: the one seam for a test cluster whose pods serve nothing (the
+# template's own tests run kwok). Not for real deploys: the gates would no longer test the new pods.
 smoke_service() {
   local service=$1
   if [[ -n $SMOKE_URL ]]; then
