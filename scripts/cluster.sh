@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane on loopback for the deploy-path tests (tests/test_cluster_*.py):
+# A real Kubernetes control plane on loopback for the deploy-path tests (tests/test_deploy_scripts.py):
 # kube-apiserver, kube-controller-manager, kube-scheduler and etcd built from their Go modules at
 # the release pinned in tests/cluster/go.mod, wired by kwok's own kwokctl (binary runtime), with
 # kwok simulating the nodes and the pod lifecycle (pods become Running and Ready, a Job's pods
@@ -89,7 +89,6 @@ build() {
   ldflags+=" -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor"
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
   ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.Version=${kwok#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${kube#v}"
-  mkdir -p "$CACHE"
   log="$CACHE/build.log"
   say "building ${missing[*]} (Kubernetes $kube, kwok $kwok) into $bin; the first build takes several minutes (log: $log)"
   started=$SECONDS
@@ -123,12 +122,17 @@ gateway_crds() {
   printf '%s/config/crd/standard' "$dir"
 }
 
-up() {
-  # One `up` (and build) at a time: the xdist workers may all call it. The daemons kwokctl starts
-  # must not inherit the lock (9>&- on each kwokctl call), or they would hold it for the cluster's life.
+# One command at a time (the xdist workers may all call `up`): an exclusive lock on fd 9. The daemons
+# kwokctl starts must not inherit it (9>&- on each kwokctl call), or they would hold it for the
+# cluster's life.
+lock() {
   mkdir -p "$CACHE"
   exec 9>"$CACHE/lock"
   flock 9
+}
+
+up() {
+  lock
   BIN=$(build)
   if running; then
     say "reusing the running cluster $NAME"
@@ -172,9 +176,7 @@ up() {
 
 down() {
   local kwokctl
-  mkdir -p "$CACHE"
-  exec 9>"$CACHE/lock"
-  flock 9
+  lock
   if [[ -d $STATE ]]; then
     # the cluster's own copy of kwokctl's binaries may be of an older build: any kwokctl stops it
     kwokctl=$(find "$CACHE" -maxdepth 2 -path "$CACHE/bin-*/kwokctl" ! -path '*.tmp/*' -print -quit)
@@ -189,9 +191,7 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   build | bin)
-    mkdir -p "$CACHE"
-    exec 9>"$CACHE/lock"
-    flock 9
+    lock
     if [[ $1 == bin ]]; then build; else build >/dev/null; fi
     ;;
   *)

@@ -98,11 +98,13 @@ class Cluster:
         """A namespace of this test's own (tests share one cluster, and run in parallel)."""
         return f"{prefix[:40]}-{uuid.uuid4().hex[:8]}"
 
-    def create_namespace(self, name: str, secret: tuple[str, list[str]] | None = None) -> None:
-        """The platform's part: a restricted namespace, and the Secret the pods reference (dummy values)."""
+    def create_namespace(self, name: str, secret: tuple[str, list[str]] | None = None,
+                         pod_security: tuple[str, ...] = ("enforce",)) -> None:
+        """The platform's part: a namespace with the restricted Pod Security level in each of the
+        POD_SECURITY modes, and the Secret the pods reference (dummy values)."""
+        labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in pod_security}
         self.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}))
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}))
         if secret:
             secret_name, keys = secret
             self.kubectl("create", "secret", "generic", secret_name, "--namespace", name,

@@ -170,10 +170,7 @@ def test_overlay_is_accepted_under_restricted_pod_security(project, cluster, nam
     accepted (CRD schemas and CEL rules of the HTTPRoute too), and the pods of every Deployment and
     of the migration Job admitted: the ReplicaSets reach their replica counts."""
     namespace = namespaces(f"{SLUG}-{env}")
-    cluster.kubectl("apply", "-f", "-", stdin=json.dumps({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {
-            "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted",
-            "pod-security.kubernetes.io/audit": "restricted"}}}))
+    cluster.create_namespace(namespace, pod_security=("enforce", "warn", "audit"))
     warnings = apply_overlay(cluster, project, env, namespace)
     assert "Warning" not in warnings and "warning" not in warnings, warnings
     for obj in project.k8s_objects(env):

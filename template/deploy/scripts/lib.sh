@@ -41,7 +41,7 @@ CLUSTER=false       # true once a cluster answered; false in a dry-run without o
 KUBECTL=(kubectl)
 WORK=""
 ON_FAILURE=""       # function that puts traffic back once traffic has moved (see on_failure)
-PATCHES=""          # release kustomization: patches set by set_image, set_selector...
+PATCHES=""          # release kustomization: patches set by set_image, release_selector...
 REPLICAS=""         # release kustomization: replica counts set by set_replicas
 RELEASE_CONFIGMAP="" # the hash-named ConfigMap of the last render
 BACKGROUND_PIDS=()
@@ -315,6 +315,27 @@ render() {
   RELEASE_CONFIGMAP=$(sed -n "s/^  name: \(${CONFIG_NAME}-[a-z0-9]*\)$/\1/p" "$WORK/manifests.yaml")
 }
 
+# Service selectors, one key at a time: release_selector SERVICE KEY VALUE in the release
+# kustomization, patch_selector SERVICE KEY VALUE on the cluster at once (a switch). VALUE null
+# removes the key.
+release_selector() {
+  PATCHES+="  - patch: |-
+      apiVersion: v1
+      kind: Service
+      metadata:
+        name: $1
+      spec:
+        selector:
+          $2: $3
+"
+}
+
+patch_selector() {
+  local value=$3
+  [[ $value == null ]] || value="\"$value\""
+  kube patch service "$1" --type=merge --patch "{\"spec\":{\"selector\":{\"$2\":$value}}}"
+}
+
 # reset_release: forget the patches and replica counts set so far.
 reset_release() {
   PATCHES=""
@@ -435,27 +456,18 @@ hold_selector() {
   CONVERTING=true
   note "service/$1 serves without a $2 selector (another strategy's release): it serves every pod of the" \
     "service until the new ones are ready"
-  PATCHES+="  - patch: |-
-      apiVersion: v1
-      kind: Service
-      metadata:
-        name: $1
-      spec:
-        selector:
-          $2: null
-"
+  release_selector "$1" "$2" null
 }
 
 finish_conversion() {
   $CONVERTING || return 0
   CONVERSION=("$1" "$2" "$4")
   on_failure undo_conversion
-  kube patch service "$1" --type=merge --patch "{\"spec\":{\"selector\":{\"$2\":\"$3\"}}}"
+  patch_selector "$1" "$2" "$3"
 }
 
 undo_conversion() {
-  kube patch service "${CONVERSION[0]}" --type=merge --patch "{\"spec\":{\"selector\":{\"${CONVERSION[1]}\":null}}}" &&
-    kube scale "deployment/${CONVERSION[2]}" --replicas=0
+  patch_selector "${CONVERSION[0]}" "${CONVERSION[1]}" null && kube scale "deployment/${CONVERSION[2]}" --replicas=0
 }
 
 drop_foreign_selectors() {
@@ -464,7 +476,7 @@ drop_foreign_selectors() {
     [[ $key != "$keep" ]] || continue
     [[ -n $(kread service "$service" --ignore-not-found -o "jsonpath={.spec.selector.$key}") ]] || continue
     note "service/$service still selects on $key (another strategy's key): removing it"
-    kube patch service "$service" --type=merge --patch "{\"spec\":{\"selector\":{\"$key\":null}}}"
+    patch_selector "$service" "$key" null
   done
 }
 
