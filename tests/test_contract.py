@@ -1,0 +1,596 @@
+"""The service contract (docs/service-contract.md), one suite for Node, Go and Django.
+
+Every case runs against each language's default render, built natively and started with its
+production command (the image's command), exactly as a pod runs it. The team-owned checks file of a
+private copy registers two checks, `needed` (required) and `optional`, that fail while a flag file
+of that name exists: the same code a team would write for a real dependency, switched from here.
+
+Bodies are validated against the one JSON Schema (docs/service-contract.schema.json); status codes,
+words, headers, metric names and labels, limits and the slow-client guarantee are asserted with the
+same expected values for all three languages.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+from harness import free_port, wait_for
+from helpers import LANGUAGES, ROOT, run, tool_env
+from prometheus_client.parser import text_string_to_metric_families
+
+SCHEMA = json.loads((ROOT / "docs" / "service-contract.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+OPS_PATHS = ["/health", "/ready", "/health/detailed", "/metrics"]
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+}
+# Security headers no language may send unless all do (helmet's extras, among others).
+FOREIGN_SECURITY_HEADERS = {"origin-agent-cluster", "x-dns-prefetch-control", "x-download-options",
+                            "x-permitted-cross-domain-policies", "x-xss-protection"}
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}
+ROUTES = {"/", *OPS_PATHS, "unmatched"}
+BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf"]
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# The team-owned checks file of each language, as a team would write two dependency checks.
+CHECKS = {
+    "node": ("src/app/checks.ts", """\
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { RegisterChecks } from '../readiness.js';
+
+const flags = process.env.CONTRACT_FLAGS ?? '/nonexistent';
+const failWhenFlagged = (name: string) => () => {
+  if (existsSync(join(flags, name))) throw new Error(`${name} is down`);
+  return Promise.resolve();
+};
+
+export const registerChecks: RegisterChecks = (checks) => {
+  checks.register('needed', failWhenFlagged('needed'));
+  checks.register('optional', failWhenFlagged('optional'), { required: false });
+};
+"""),
+    "go": ("internal/app/checks.go", """\
+package app
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/{owner}/{slug}/internal/health"
+)
+
+func failWhenFlagged(name string) health.CheckFunc {
+	return func(context.Context) error {
+		if _, err := os.Stat(filepath.Join(os.Getenv("CONTRACT_FLAGS"), name)); err == nil {
+			return errors.New(name + " is down")
+		}
+		return nil
+	}
+}
+
+func (a *App) Checks(reg *health.Registry) {
+	reg.Register("needed", time.Second, failWhenFlagged("needed"))
+	reg.RegisterOptional("optional", time.Second, failWhenFlagged("optional"))
+}
+"""),
+    "django": ("service/checks.py", """\
+import dataclasses
+import os
+from pathlib import Path
+
+from health_check.base import HealthCheck
+from health_check.exceptions import ServiceUnavailable
+
+from ops.checks import optional
+
+
+@dataclasses.dataclass
+class Flagged(HealthCheck):
+    flag: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.flag
+
+    def run(self) -> None:
+        if (Path(os.environ["CONTRACT_FLAGS"]) / self.flag).exists():
+            raise ServiceUnavailable(f"{self.flag} is down")
+
+
+READINESS_CHECKS = [Flagged(flag="needed"), optional(Flagged(flag="optional"))]
+"""),
+}
+# What a native build leaves that the copy shares with the built render instead of rebuilding.
+SHARED_DIRS = {"node": ["node_modules"], "go": [], "django": [".venv", "staticfiles"]}
+BUILD = {"node": ["npm", "run", "build"], "go": ["make", "build"], "django": None}
+
+
+# ------------------------------------------------------------------------------------------------
+# A running service
+# ------------------------------------------------------------------------------------------------
+class Response:
+    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes):
+        self.status, self.headers, self.body = status, headers, body
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+def request(port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None,
+            body: bytes | None = None, timeout: float = 10) -> Response:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        # The Gateway ends TLS and says so, as in production (Django redirects plain HTTP there).
+        conn.request(method, path, body=body,
+                     headers={"Host": "127.0.0.1", "X-Forwarded-Proto": "https", **(headers or {})})
+        response = conn.getresponse()
+        return Response(response.status, response.headers, response.read())
+    finally:
+        conn.close()
+
+
+class Service:
+    """One process of a language's built copy, on free loopback ports."""
+
+    def __init__(self, copy: Copy, name: str, management: bool = False, **env: str | None):
+        self.copy = copy
+        self.port = free_port()
+        self.management_port = free_port() if management else None
+        self.log = copy.logs / f"{name}-{self.port}.log"
+        base = {
+            "PORT": str(self.port),
+            "APP_ENV": "production",
+            "LOG_LEVEL": "info",
+            "APP_VERSION": "1.2.3-contract",
+            "SHUTDOWN_DELAY_SECONDS": "1",
+            "SHUTDOWN_TIMEOUT_SECONDS": "5",
+            "CONTRACT_FLAGS": str(copy.flags),
+            **copy.recipe.env,
+        }
+        if self.management_port:
+            base["MANAGEMENT_PORT"] = str(self.management_port)
+        base.update(env)
+        self.env = {key: value for key, value in base.items() if value is not None}
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def ops_port(self) -> int:
+        return self.management_port or self.port
+
+    def start(self, wait: bool = True) -> Service:
+        environment = tool_env(**self.env)
+        for name in ("APP_ENV", "MANAGEMENT_PORT"):
+            if name not in self.env:
+                environment.pop(name, None)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.copy.recipe.command, cwd=self.copy.path, env=environment,
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        if wait:
+            def ready() -> bool:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"{self.copy.language} exited {self.proc.returncode}:\n{self.output()}")
+                try:
+                    return request(self.ops_port, "/ready", timeout=1).status == 200
+                except OSError:
+                    return False
+
+            wait_for(ready, 120, f"{self.copy.language} to be ready", interval=0.1)
+        return self
+
+    def get(self, path: str, **kwargs) -> Response:
+        port = self.ops_port if path.split("?")[0] in OPS_PATHS else self.port
+        return request(port, path, **kwargs)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def log_lines(self) -> list[dict]:
+        lines = []
+        for line in self.output().splitlines():
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                lines.append(value)
+        return lines
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+class Copy:
+    """A private copy of the built default render whose checks file registers the test's checks."""
+
+    def __init__(self, language: str, path: Path, recipe, logs: Path):
+        self.language, self.path, self.recipe, self.logs = language, path, recipe, logs
+        self.flags = path.parent / f"{language}-flags"
+        self.flags.mkdir(exist_ok=True)
+
+    def flag(self, *names: str) -> None:
+        """Make exactly the named checks fail."""
+        for existing in self.flags.iterdir():
+            existing.unlink()
+        for name in names:
+            (self.flags / name).touch()
+
+
+@pytest.fixture(scope="session")
+def contract_copy(built_service, request, tmp_path_factory):
+    copies: dict[str, Copy] = {}
+
+    def _copy(language: str) -> Copy:
+        if language not in copies:
+            built = built_service(language)
+            source = built.project.path
+            dest = tmp_path_factory.mktemp(f"contract-{language}") / "svc"
+            shared = SHARED_DIRS[language]
+            shutil.copytree(source, dest, symlinks=True,
+                            ignore=shutil.ignore_patterns(*shared, "dist", "bin", ".git"))
+            for name in shared:
+                (dest / name).symlink_to(source / name)
+            relative, text = CHECKS[language]
+            answers = built.project.answers
+            text = text.replace("{owner}", answers.get("github_owner", "")).replace("{slug}", answers["project_slug"])
+            (dest / relative).write_text(text)
+            if BUILD[language]:
+                env = {}
+                if language == "go":
+                    env = request.getfixturevalue("go_env")
+                run(BUILD[language], cwd=dest, timeout=600, **env)
+            copies[language] = Copy(language, dest, built.recipe, tmp_path_factory.mktemp(f"contract-{language}-logs"))
+        return copies[language]
+
+    return _copy
+
+
+@pytest.fixture(scope="module", params=LANGUAGES)
+def served(request, contract_copy) -> Iterator[Service]:
+    """Each language served on one port, as in local development (no MANAGEMENT_PORT)."""
+    copy = contract_copy(request.param)
+    copy.flag()
+    service = Service(copy, "plain").start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module", params=LANGUAGES)
+def managed(request, contract_copy) -> Iterator[Service]:
+    """Each language with MANAGEMENT_PORT set, as the Kubernetes manifests run it."""
+    copy = contract_copy(request.param)
+    service = Service(copy, "managed", management=True).start()
+    yield service
+    service.stop()
+
+
+def valid(definition: str, body: dict) -> dict:
+    errors = [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
+              for e in VALIDATOR.evolve(schema={"$ref": f"#/$defs/{definition}", **SCHEMA}).iter_errors(body)]
+    assert not errors, f"{definition} body {body} breaks the contract schema:\n" + "\n".join(errors)
+    return body
+
+
+def assert_security_headers(response: Response, where: str) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.header(name) == value, f"{where}: {name} is {response.header(name)!r}, not {value!r}"
+    sent = {name.lower() for name in response.headers}
+    assert not sent & FOREIGN_SECURITY_HEADERS, f"{where}: headers outside the contract: {sent & FOREIGN_SECURITY_HEADERS}"
+    assert REQUEST_ID.match(response.header("x-request-id") or ""), f"{where}: no X-Request-ID"
+
+
+def assert_error(response: Response, status: int, word: str, where: str) -> None:
+    assert response.status == status, f"{where}: {response}"
+    body = valid("error", response.json())
+    assert body["error"] == word, f"{where}: {body}"
+    assert body["request_id"] == response.header("x-request-id"), f"{where}: {body} {response.headers}"
+    assert (response.header("content-type") or "").startswith("application/json"), where
+
+
+def metric_samples(service: Service) -> list:
+    response = service.get("/metrics")
+    assert response.status == 200, response
+    return [sample for family in text_string_to_metric_families(response.body.decode())
+            for sample in family.samples]
+
+
+# ------------------------------------------------------------------------------------------------
+# Endpoints, bodies, phases and check outcomes
+# ------------------------------------------------------------------------------------------------
+def test_health_answers_ok_with_the_contract_headers(served):
+    for method in ("GET", "HEAD"):
+        response = served.get("/health", method=method)
+        assert response.status == 200, response
+        if method == "GET":
+            assert valid("health", response.json()) == {"status": "ok"}
+        else:
+            assert response.body == b""
+        assert response.header("content-type").startswith("application/json")
+        assert "no-store" in (response.header("cache-control") or "")
+        assert_security_headers(response, f"{method} /health")
+
+
+@pytest.mark.parametrize(("failing", "ready", "detailed"), [
+    ((), (200, "ready"), (200, "ok")),
+    (("optional",), (200, "ready"), (200, "degraded")),
+    (("needed",), (503, "unavailable"), (503, "unavailable")),
+    (("needed", "optional"), (503, "unavailable"), (503, "unavailable")),
+], ids=["all-ok", "optional-fails", "required-fails", "both-fail"])
+def test_ready_and_detailed_follow_the_check_outcomes(served, failing, ready, detailed):
+    served.copy.flag(*failing)
+    try:
+        response = served.get("/ready")
+        body = valid("ready", response.json())
+        assert (response.status, body["status"]) == ready, response
+        checks = {check["name"]: check for check in body["checks"]}
+        assert {"needed", "optional"} <= checks.keys(), body
+        assert checks["needed"]["required"] is True and checks["optional"]["required"] is False, body
+        for name in ("needed", "optional"):
+            assert checks[name]["status"] == ("fail" if name in failing else "ok"), body
+        assert_security_headers(response, "/ready")
+
+        response = served.get("/health/detailed")
+        body = valid("detailed", response.json())
+        assert (response.status, body["status"]) == detailed, response
+        assert body["phase"] == "ready" and body["version"] == "1.2.3-contract", body
+        assert body["environment"] == "production", body
+        errors = {check["name"]: check.get("error") for check in body["checks"]}
+        for name in ("needed", "optional"):
+            assert (errors[name] == f"{name} is down" or f"{name} is down" in (errors[name] or "")) \
+                if name in failing else errors[name] is None, body
+        assert "no-store" in (response.header("cache-control") or "")
+    finally:
+        served.copy.flag()
+
+
+def test_operational_endpoints_refuse_other_methods_with_405(served):
+    for path in OPS_PATHS:
+        response = served.get(path, method="POST", body=b"")
+        assert_error(response, 405, "method_not_allowed", f"POST {path}")
+        allowed = {m.strip() for m in (response.header("allow") or "").split(",")}
+        assert allowed == {"GET", "HEAD"}, f"POST {path}: Allow: {response.header('allow')}"
+        assert_security_headers(response, f"POST {path}")
+
+
+def test_unknown_paths_answer_the_contract_404(served):
+    response = served.get("/no/such/path")
+    assert_error(response, 404, "not_found", "GET /no/such/path")
+    assert_security_headers(response, "404")
+
+
+def test_application_route_carries_the_contract_headers(served):
+    response = served.get("/")
+    assert response.status == 200, response
+    assert_security_headers(response, "GET /")
+
+
+def test_request_id_is_kept_when_plain_and_replaced_otherwise(served):
+    kept = served.get("/", headers={"X-Request-ID": "contract:req-1.a_b"})
+    assert kept.header("x-request-id") == "contract:req-1.a_b"
+    replaced = served.get("/", headers={"X-Request-ID": "not plain/" + "x" * 200})
+    assert REQUEST_ID.match(replaced.header("x-request-id") or ""), replaced.headers
+    assert replaced.header("x-request-id") != "not plain/" + "x" * 200
+
+
+def test_request_log_line_carries_the_request_id(served):
+    served.get("/", headers={"X-Request-ID": "contract-log-line-1"})
+
+    def logged() -> dict | None:
+        return next((line for line in served.log_lines() if line.get("request_id") == "contract-log-line-1"
+                     and line.get("status") == 200), None)
+
+    line = wait_for(logged, 5, "the request's log line")
+    assert line.get("method") == "GET", line
+    assert isinstance(line.get("duration_ms"), (int, float)), line
+
+
+# ------------------------------------------------------------------------------------------------
+# Metrics
+# ------------------------------------------------------------------------------------------------
+def test_metrics_have_the_contract_names_labels_and_buckets(served):
+    served.get("/")
+    served.get("/no/such/path")
+    served.get("/health")
+    samples = metric_samples(served)
+    requests = [s for s in samples if s.name == "http_requests_total"]
+    buckets = [s for s in samples if s.name == "http_request_duration_seconds_bucket"]
+    assert requests and buckets, "no http_requests_total or http_request_duration_seconds series"
+    for sample in requests:
+        assert set(sample.labels) == {"method", "route", "status_code"}, sample
+    series = {(s.labels["method"], s.labels["route"], s.labels["status_code"]) for s in requests}
+    assert {("GET", "/", "200"), ("GET", "unmatched", "404"), ("GET", "/health", "200")} <= series, series
+    root = sorted({s.labels["le"] for s in buckets
+                   if (s.labels["method"], s.labels["route"], s.labels["status_code"]) == ("GET", "/", "200")},
+                  key=lambda le: float(le))
+    assert root == BUCKETS, root
+
+
+def test_a_burst_of_random_methods_and_paths_keeps_the_series_bounded(served):
+    rng = random.Random(14)
+    for _ in range(200):
+        method = rng.choice(["GET", "POST", "DELETE", "".join(rng.choices(string.ascii_uppercase, k=rng.randint(3, 12)))])
+        path = "/" + "/".join("".join(rng.choices(string.ascii_lowercase + string.digits, k=rng.randint(1, 10)))
+                              for _ in range(rng.randint(1, 3)))
+        try:
+            request(served.port, path, method=method, timeout=5)
+        except (OSError, http.client.HTTPException):
+            pass  # a parser that refuses an unknown method may close the connection
+    samples = [s for s in metric_samples(served) if s.name == "http_requests_total"]
+    methods = {s.labels["method"] for s in samples}
+    routes = {s.labels["route"] for s in samples}
+    assert methods <= METHODS, f"unbounded method label: {methods - METHODS}"
+    assert routes <= ROUTES, f"unbounded route label: {routes - ROUTES}"
+    assert len(samples) <= len(METHODS) * len(ROUTES) * 6, len(samples)
+
+
+# ------------------------------------------------------------------------------------------------
+# Limits and slow clients
+# ------------------------------------------------------------------------------------------------
+def test_eight_kib_of_headers_is_served_and_a_32_kib_header_is_refused(served):
+    padding = {f"X-Pad-{i}": "p" * 2000 for i in range(4)}
+    assert served.get("/health", headers=padding).status == 200
+    assert served.get("/", headers=padding).status == 200
+    refused = served.get("/", headers={"X-Big": "b" * 32 * 1024})
+    assert refused.status == 431, refused
+
+
+def test_a_body_over_one_mib_is_refused_with_413(served):
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Proto: https\r\n"
+                     b"Content-Type: application/json\r\n"
+                     b"Content-Length: 2097152\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        answer = Response(response.status, response.headers, response.read())
+    assert_error(answer, 413, "payload_too_large", "POST / with 2 MiB")
+    small = served.get("/", method="POST", body=b"{}", headers={"Content-Type": "application/json"})
+    assert small.status != 413, small
+
+
+def test_slow_clients_do_not_stall_health_or_the_application(served):
+    """64 connections each sending one header byte per second; /health and / within 1 s."""
+    stop = threading.Event()
+    closed_after: list[float] = []
+    started = time.monotonic()
+
+    def slow_client() -> None:
+        payload = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"s" * 100
+        try:
+            with socket.create_connection(("127.0.0.1", served.port), timeout=20) as sock:
+                sock.settimeout(1)
+                for byte in payload:
+                    if stop.is_set():
+                        return
+                    sock.sendall(bytes([byte]))
+                    try:
+                        if sock.recv(1024) == b"":
+                            closed_after.append(time.monotonic() - started)
+                            return
+                    except TimeoutError:
+                        pass
+                    except OSError:
+                        closed_after.append(time.monotonic() - started)
+                        return
+        except OSError:
+            closed_after.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=slow_client, daemon=True) for _ in range(64)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    latencies = []
+    try:
+        while time.monotonic() - started < 8:
+            for path in ("/health", "/"):
+                begun = time.monotonic()
+                response = served.get(path, timeout=5)
+                latencies.append((path, response.status, time.monotonic() - begun))
+            time.sleep(0.2)
+        slow = [entry for entry in latencies if entry[1] != 200 or entry[2] > 1.0]
+        assert not slow, f"answers over 1 s or not 200 while 64 clients trickle headers: {slow}"
+        # the header read timeout (10 s) closes the trickling connections
+        wait_for(lambda: len(closed_after) == 64, 12, "the server to close the slow connections", interval=0.2)
+        assert max(closed_after) < 18, closed_after
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+
+
+# ------------------------------------------------------------------------------------------------
+# The management port
+# ------------------------------------------------------------------------------------------------
+def test_public_port_answers_404_on_operational_paths(managed):
+    for path in OPS_PATHS:
+        assert_error(request(managed.port, path), 404, "not_found", f"public {path}")
+    assert request(managed.port, "/").status == 200
+    for path in OPS_PATHS:
+        response = request(managed.management_port, path)
+        assert response.status == 200, f"management {path}: {response}"
+        assert_security_headers(response, f"management {path}")
+    names = {s.name for s in metric_samples(managed)}
+    assert "http_requests_total" in names, names
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_management_port_equal_to_port_stops_the_service_naming_it(contract_copy, language):
+    copy = contract_copy(language)
+    service = Service(copy, "bad-management")
+    service.env["MANAGEMENT_PORT"] = service.env["PORT"]
+    service.start(wait=False)
+    try:
+        code = service.proc.wait(timeout=60)
+    finally:
+        service.stop()
+    assert code != 0
+    assert "MANAGEMENT_PORT" in service.output(), service.output()
+
+
+# ------------------------------------------------------------------------------------------------
+# Phases: draining, and the fail-closed default
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_draining_phase_on_both_ports(contract_copy, language):
+    copy = contract_copy(language)
+    copy.flag()
+    service = Service(copy, "draining", management=True, SHUTDOWN_DELAY_SECONDS="4").start()
+    try:
+        service.proc.send_signal(signal.SIGTERM)
+
+        def draining() -> Response | None:
+            response = request(service.management_port, "/ready", timeout=2)
+            return response if response.status == 503 else None
+
+        response = wait_for(draining, 2, "/ready to answer 503 after SIGTERM")
+        assert valid("ready", response.json()) == {"status": "draining", "checks": []}
+        assert request(service.management_port, "/health").status == 200
+        detailed = request(service.management_port, "/health/detailed")
+        body = valid("detailed", detailed.json())
+        assert (detailed.status, body["status"], body["phase"]) == (200, "ok", "draining"), detailed
+        assert request(service.port, "/").status == 200, "the public port stops serving during the delay"
+        assert service.proc.wait(timeout=30) == 0, service.output()
+    finally:
+        service.stop()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_unset_app_env_runs_as_production(contract_copy, language):
+    copy = contract_copy(language)
+    service = Service(copy, "no-app-env", APP_ENV=None).start()
+    try:
+        body = valid("detailed", service.get("/health/detailed").json())
+        assert body["environment"] == "production", body
+    finally:
+        service.stop()
