@@ -116,7 +116,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "coverage_paths": ["coverage.out"],
         "writable_paths": ["/tmp"],
         # unset APP_ENV means production (internal/config): the strict, safe default
-        "env": [{"name": "APP_ENV", "default": "production", "local": "development"}],
+        "env": [],
         "env_scan": {
             "suffixes": [".go"],
             "exclude": r"_test\.go$",
@@ -239,8 +239,13 @@ COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".
 # overrides its fields.
 COMMON_ENV: list[dict[str, Any]] = [
     {"name": "PORT", "default": "{port}", "required": False,
-     "meaning": "TCP port the HTTP server listens on (the probes and the Service use the same port)"},
-    {"name": "APP_ENV", "default": "development", "required": True,
+     "meaning": "TCP port of the application"},
+    # Empty = unset: everything on PORT, which keeps local work simple. Kubernetes and compose set it.
+    {"name": "MANAGEMENT_PORT", "default": "", "local": "", "required": False,
+     "meaning": "TCP port of /health, /ready, /health/detailed and /metrics; PORT then answers them 404. "
+                "Unset: PORT serves them too"},
+    # Fail closed: a service started without APP_ENV runs with the strict production settings.
+    {"name": "APP_ENV", "default": "production", "local": "development", "required": True,
      "meaning": "Environment name: development, staging or production (production turns on the strict checks)"},
     {"name": "LOG_LEVEL", "default": "info", "required": False,
      "meaning": "Least severe level logged: debug, info, warning or error"},
@@ -448,6 +453,15 @@ def env_vars(facts: dict[str, Any], port: Any) -> list[dict[str, Any]]:
                  local=str(var.get("local", var["default"])).format(port=port)) for var in merged]
 
 
+# The port of the operational endpoints in Kubernetes and compose (docs/service-contract.md): one
+# every service of a fleet shares, unless the service's own port is that one.
+MANAGEMENT_PORT = 9090
+
+
+def management_port(port: Any) -> int:
+    return MANAGEMENT_PORT + 1 if str(port) == str(MANAGEMENT_PORT) else MANAGEMENT_PORT
+
+
 class ContextUpdater(ContextHook):
     """Exposes ``facts`` (the chosen language's row) and derived values to every template."""
 
@@ -470,7 +484,9 @@ class ContextUpdater(ContextHook):
         steps = context.get("canary_steps") or "100"
         # Questions are validated after the hook runs: never raise on an answer being refused.
         context["steps"] = parse_steps(steps) if not canary_steps_error(steps) else []
-        context["env_vars"] = env_vars(facts, context.get("port", facts["default_port"]))
+        port = context.get("port", facts["default_port"])
+        context["env_vars"] = env_vars(facts, port)
+        context["management_port"] = management_port(port)
 
 
 class Filters(Extension):

@@ -518,6 +518,11 @@ prune_leftovers() {
 # ------------------------------------------------------------------------------------------------
 # Gates
 # ------------------------------------------------------------------------------------------------
+# forwarded_port LOG REMOTE: the local port that `kubectl port-forward` (its LOG) forwards to REMOTE.
+forwarded_port() {
+  sed -n "s/^Forwarding from 127\.0\.0\.1:\([0-9][0-9]*\) -> $2\$/\1/p" "$1" | head -n 1
+}
+
 # smoke_service SERVICE: smoke-test.sh against the pods behind SERVICE, through a port-forward
 # (works without any ingress, from the machine that runs the deploy). With SMOKE_URL set, every
 # gate tests that base URL instead: the one seam for a test cluster whose pods serve nothing (the
@@ -534,31 +539,34 @@ smoke_service() {
     return
   fi
   if $DRY_RUN; then
-    printf '+ %s\n' "$(quote kubectl "${KUBECTL[@]:1}" port-forward "service/$service" ":$PORT")"
-    printf '# then deploy/scripts/smoke-test.sh http://127.0.0.1:<forwarded port>\n'
+    printf '+ %s\n' "$(quote kubectl "${KUBECTL[@]:1}" port-forward "service/$service" ":$PORT" ":$MANAGEMENT_PORT")"
+    printf '# then deploy/scripts/smoke-test.sh http://127.0.0.1:<forwarded port> http://127.0.0.1:<forwarded management port>\n'
     return 0
   fi
   # A fresh log per forward: re-reading the previous one would find the old, closed port before
   # the new forwarder has truncated it.
-  local log local_port="" pid status=0 _
+  # Both ports: the application's (which must not serve the operational endpoints) and the
+  # management port (which serves them).
+  local log local_port="" management_port="" pid status=0 _
   log=$(mktemp "$WORK/port-forward-$service.XXXXXX")
-  "${KUBECTL[@]}" port-forward "service/$service" ":$PORT" --address 127.0.0.1 >"$log" 2>&1 &
+  "${KUBECTL[@]}" port-forward "service/$service" ":$PORT" ":$MANAGEMENT_PORT" --address 127.0.0.1 >"$log" 2>&1 &
   pid=$!
   BACKGROUND_PIDS+=("$pid")
   for _ in $(seq 1 100); do
-    local_port=$(sed -n '/^Forwarding from 127\.0\.0\.1:/{s/^Forwarding from 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p;q;}' "$log")
-    if [[ -n $local_port ]] || ! kill -0 "$pid" 2>/dev/null; then
+    local_port=$(forwarded_port "$log" "$PORT")
+    management_port=$(forwarded_port "$log" "$MANAGEMENT_PORT")
+    if [[ -n $local_port && -n $management_port ]] || ! kill -0 "$pid" 2>/dev/null; then
       break
     fi
     sleep 0.2
   done
-  if [[ -z $local_port ]]; then
+  if [[ -z $local_port || -z $management_port ]]; then
     kill "$pid" 2>/dev/null || true
     warn "could not port-forward to service/$service: $(tr '\n' ' ' <"$log")"
     return 1
   fi
-  note "smoke test of service/$service through 127.0.0.1:$local_port"
-  "$SCRIPTS_DIR/smoke-test.sh" "http://127.0.0.1:$local_port" >&2 || status=$?
+  note "smoke test of service/$service through 127.0.0.1:$local_port (management 127.0.0.1:$management_port)"
+  "$SCRIPTS_DIR/smoke-test.sh" "http://127.0.0.1:$local_port" "http://127.0.0.1:$management_port" >&2 || status=$?
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   return "$status"
