@@ -12,6 +12,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface Config {
   port: number;
+  /** The port of the operational endpoints; undefined: `port` serves them too. */
+  managementPort?: number | undefined;
   appEnv: AppEnv;
   logLevel: LogLevel;
   appVersion: string;
@@ -35,11 +37,17 @@ const seconds = (min: number, max: number) =>
 const oneOf = <T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `must be one of ${values.join(', ')}` });
 
-// Defaults are the local-development values of .env.example; an empty value is an error, not a
-// default, because it is almost always a broken ConfigMap or secret reference.
-const schema = z.object({
-  PORT: wholeNumber(1, 65535).default(DEFAULT_PORT),
-  APP_ENV: oneOf(APP_ENVS).default('development'),
+// An empty value is an error, not a default, because it is almost always a broken ConfigMap or
+// secret reference; MANAGEMENT_PORT alone may be empty, which means "unset" (everything on PORT).
+// APP_ENV fails closed: unset means production; `make run` and .env.example set development.
+const schema = z
+  .object({
+    PORT: wholeNumber(1, 65535).default(DEFAULT_PORT),
+    MANAGEMENT_PORT: z.preprocess(
+      (value) => (value === '' ? undefined : value),
+      wholeNumber(1024, 65535).optional(),
+    ),
+    APP_ENV: oneOf(APP_ENVS).default('production'),
   LOG_LEVEL: oneOf(LOG_LEVELS).default('info'),
   APP_VERSION: z
     .string()
@@ -48,8 +56,12 @@ const schema = z.object({
     })
     .default('dev'),
   SHUTDOWN_DELAY_SECONDS: seconds(0, 300).default(5),
-  SHUTDOWN_TIMEOUT_SECONDS: seconds(1, 300).default(20),
-});
+    SHUTDOWN_TIMEOUT_SECONDS: seconds(1, 300).default(20),
+  })
+  .refine((values) => values.MANAGEMENT_PORT !== values.PORT, {
+    path: ['MANAGEMENT_PORT'],
+    error: 'must differ from PORT',
+  });
 
 export interface ConfigProblem {
   variable: string;
@@ -87,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const values = result.data;
   return {
     port: values.PORT,
+    managementPort: values.MANAGEMENT_PORT,
     appEnv: values.APP_ENV,
     logLevel: values.LOG_LEVEL,
     appVersion: values.APP_VERSION,

@@ -1,10 +1,14 @@
 // The container image's HEALTHCHECK (`node dist/healthcheck.js`): exit 0 when GET /health on this
 // container answers 200 within two seconds, 1 otherwise. Needs no curl or wget in the image.
+// It asks MANAGEMENT_PORT when set (the operational endpoints are served only there), else PORT.
 import { request } from 'node:http';
 
 import { DEFAULT_PORT } from './service.js';
 
-const port = Number(process.env['PORT'] ?? DEFAULT_PORT);
+const portFrom = (value: string | undefined): number | undefined =>
+  value === undefined || value === '' ? undefined : Number(value);
+const port =
+  portFrom(process.env['MANAGEMENT_PORT']) ?? portFrom(process.env['PORT']) ?? DEFAULT_PORT;
 
 const req = request(
   { host: '127.0.0.1', port, path: '/health', timeout: 2000, agent: false },

@@ -17,7 +17,9 @@ export interface CheckResult {
   name: string;
   status: 'ok' | 'fail';
   required: boolean;
-  latencyMs: number;
+  // snake_case: this object is the check of the service contract's bodies as it is.
+  latency_ms: number;
+  /** Only when the check failed; /ready leaves it out. */
   error?: string;
 }
 
@@ -72,8 +74,8 @@ async function runOne({ name, check, timeoutMs, required }: Registered): Promise
   } finally {
     clearTimeout(timer);
   }
-  const latencyMs = Math.round((performance.now() - started) * 10) / 10;
+  const latency_ms = Math.round((performance.now() - started) * 10) / 10;
   return error === undefined
-    ? { name, status: 'ok', required, latencyMs }
-    : { name, status: 'fail', required, latencyMs, error };
+    ? { name, status: 'ok', required, latency_ms }
+    : { name, status: 'fail', required, latency_ms, error: error || 'failed' };
 }

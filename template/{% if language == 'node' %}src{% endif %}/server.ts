@@ -1,6 +1,6 @@
 // The process entry point (`node dist/server.js`): validate the configuration, listen, and shut
 // down gracefully on SIGTERM (Kubernetes, docker stop) or SIGINT (Ctrl-C). Nothing else.
-import { buildApp } from './app.js';
+import { buildApps } from './app.js';
 import { ConfigError, type Config, loadConfig } from './config.js';
 import { Lifecycle } from './lifecycle.js';
 import { shutdown } from './shutdown.js';
@@ -20,7 +20,8 @@ function readConfig(): Config {
 
 const config = readConfig();
 const lifecycle = new Lifecycle();
-const app = buildApp({ config, lifecycle });
+const { app, management } = buildApps({ config, lifecycle });
+const instances = management === undefined ? [app] : [app, management];
 
 let stopping = false;
 function onSignal(signal: NodeJS.Signals): void {
@@ -35,7 +36,7 @@ function onSignal(signal: NodeJS.Signals): void {
     return;
   }
   stopping = true;
-  shutdown(app, lifecycle, {
+  shutdown(instances, lifecycle, {
     delaySeconds: config.shutdownDelaySeconds,
     timeoutSeconds: config.shutdownTimeoutSeconds,
     reason: signal,
@@ -53,6 +54,11 @@ process.on('SIGTERM', onSignal);
 process.on('SIGINT', onSignal);
 
 try {
+  // The management port first: probes find it answering (/ready "starting") until the
+  // application is ready and listening.
+  if (management !== undefined && config.managementPort !== undefined) {
+    await management.listen({ port: config.managementPort, host: '0.0.0.0' });
+  }
   await app.listen({ port: config.port, host: '0.0.0.0' });
 } catch (err) {
   app.log.fatal({ err }, 'could not start');

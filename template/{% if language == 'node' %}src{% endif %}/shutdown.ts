@@ -3,6 +3,8 @@
 //   2. the server keeps serving for SHUTDOWN_DELAY_SECONDS while they catch up;
 //   3. it stops accepting connections and lets in-flight requests finish, for at most
 //      SHUTDOWN_TIMEOUT_SECONDS; whatever is still open then is cut.
+// With MANAGEMENT_PORT set, both instances go through each step together (they share the
+// lifecycle, so /ready answers 503 on the management port from step 1).
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { FastifyInstance } from 'fastify';
@@ -17,30 +19,38 @@ export interface ShutdownOptions {
 
 export type ShutdownResult = 'drained' | 'timed-out';
 
+/** Shuts down the application and, when given, the management instance. */
 export async function shutdown(
-  app: FastifyInstance,
+  apps: FastifyInstance | FastifyInstance[],
   lifecycle: Lifecycle,
   { delaySeconds, timeoutSeconds, reason = 'shutdown' }: ShutdownOptions,
 ): Promise<ShutdownResult> {
+  const instances = Array.isArray(apps) ? apps : [apps];
+  const [first] = instances;
+  if (first === undefined) throw new Error('shutdown: no instance to close');
+  const log = first.log;
+
   lifecycle.startDraining();
-  app.log.info({ reason, delaySeconds }, 'draining: readiness now answers 503');
+  log.info({ reason, delaySeconds }, 'draining: readiness now answers 503');
   await sleep(delaySeconds * 1000);
 
-  app.log.info({ timeoutSeconds }, 'closing: no new connections, finishing in-flight requests');
+  log.info({ timeoutSeconds }, 'closing: no new connections, finishing in-flight requests');
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<ShutdownResult>((resolve) => {
     timer = setTimeout(() => {
       resolve('timed-out');
     }, timeoutSeconds * 1000);
   });
-  const closed = app.close().then((): ShutdownResult => 'drained');
+  const closed = Promise.all(instances.map((app) => app.close())).then(
+    (): ShutdownResult => 'drained',
+  );
   const result = await Promise.race([closed, deadline]);
   clearTimeout(timer);
   if (result === 'timed-out') {
-    app.log.warn({ timeoutSeconds }, 'drain timed out: closing the remaining connections');
-    app.server.closeAllConnections();
+    log.warn({ timeoutSeconds }, 'drain timed out: closing the remaining connections');
+    for (const app of instances) app.server.closeAllConnections();
   } else {
-    app.log.info('drained: every in-flight request finished');
+    log.info('drained: every in-flight request finished');
   }
   return result;
 }
