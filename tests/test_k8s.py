@@ -17,7 +17,7 @@ import kubernetes_validate.utils
 import pytest
 from helpers import MATRIX, STRATEGIES, run
 
-from extensions.context import FACTS
+from extensions.context import FACTS, management_port
 
 # kubernetes-validate re-reads its (multi-megabyte) schema files on every call; they never change
 # during a session, so read each once: the validation itself is unchanged.
@@ -182,24 +182,34 @@ def test_containers_have_requests_within_limits(project, env):
 
 
 def assert_ports_agree(project, env):
-    """Container port == probe ports == Service port and targetPort == NetworkPolicy port == PORT."""
+    """Two ports, the same everywhere: `http` (PORT) for traffic, `management` (MANAGEMENT_PORT)
+    for the probes and the scrape; the HTTPRoute reaches `http` only (docs/service-contract.md)."""
     objects = project.k8s_objects(env)
     port = service_port(project)
-    assert config_data(objects)["PORT"] == str(port)
+    management = management_port(port)
+    assert management != port
+    config = config_data(objects)
+    assert (config["PORT"], config["MANAGEMENT_PORT"]) == (str(port), str(management))
     for deployment in of_kind(objects, "Deployment"):
         container = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert [(p["containerPort"], p["protocol"]) for p in container["ports"]] == [(port, "TCP")]
-        assert container["startupProbe"]["httpGet"] == {"path": "/health", "port": port}
-        assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": port}
-        assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": port}
+        assert [(p["name"], p["containerPort"], p["protocol"]) for p in container["ports"]] == \
+            [("http", port, "TCP"), ("management", management, "TCP")]
+        assert container["startupProbe"]["httpGet"] == {"path": "/health", "port": "management"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "management"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "management"}
     pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in of_kind(objects, "Deployment")]
     for service in of_kind(objects, "Service"):
-        assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, port)]
+        assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == \
+            [("http", port, "http"), ("management", management, "management")]
         assert any(selects(service["spec"]["selector"], labels) for labels in pod_labels), \
             f"service/{service['metadata']['name']} selects no pod"
+    for route in of_kind(objects, "HTTPRoute"):
+        backends = [ref for rule in route["spec"]["rules"] for ref in rule.get("backendRefs", [])]
+        assert backends and {ref["port"] for ref in backends} == {port}, "the route reaches PORT only"
     (policy,) = of_kind(objects, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    assert [r["ports"] for r in policy["spec"]["ingress"]] == [[{"protocol": "TCP", "port": port}]]
+    assert [r["ports"] for r in policy["spec"]["ingress"]] == \
+        [[{"protocol": "TCP", "port": port}, {"protocol": "TCP", "port": management}]]
     assert all(selects(policy["spec"]["podSelector"]["matchLabels"], labels) for labels in pod_labels)
 
 
@@ -208,10 +218,12 @@ def test_probes_ports_and_services_agree(project, env):
     assert_ports_agree(project, env)
 
 
-@pytest.mark.parametrize("language,strategy", [("django", "rolling"), ("node", "blue-green"), ("go", "canary")])
-def test_a_chosen_port_reaches_every_object(render, language, strategy):
-    project = render(language=language, deployment_strategy=strategy, port=9123)
-    assert project.k8s_container("production")["readinessProbe"]["httpGet"]["port"] == 9123
+# 9090 is the management port's own: the service's port then keeps it and management moves on.
+@pytest.mark.parametrize("language,strategy,port", [("django", "rolling", 9123), ("node", "blue-green", 9123),
+                                                    ("go", "canary", 9090)])
+def test_a_chosen_port_reaches_every_object(render, language, strategy, port):
+    project = render(language=language, deployment_strategy=strategy, port=port)
+    assert project.k8s_container("production")["ports"][0]["containerPort"] == port
     for env in ENVS:
         assert_ports_agree(project, env)
 
@@ -248,7 +260,7 @@ def test_configuration_from_the_configmap_and_secrets_by_reference(project, env)
             assert entry["valueFrom"]["secretKeyRef"] == {"name": f"{slug}-secrets", "key": variable}
     # the contract's variables are set per environment (APP_VERSION is baked into the image), and
     # the pod gets only variables the service reads (.env.example lists them)
-    shared = {"PORT", "APP_ENV", "LOG_LEVEL", "SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS"}
+    shared = {"PORT", "MANAGEMENT_PORT", "APP_ENV", "LOG_LEVEL", "SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS"}
     allowed_hosts = {facts(project)["allowed_hosts_env"]} - {""}
     assert shared | allowed_hosts <= set(config)
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", project.text(".env.example"), re.MULTILINE))
@@ -369,7 +381,9 @@ def test_compose_file_runs_the_image_locked_down(project):
     assert app["cap_drop"] == ["ALL"] and "no-new-privileges:true" in app["security_opt"]
     assert app["healthcheck"]["test"] == ["CMD", *fact["healthcheck_command"]]
     assert {"path": ".env", "required": False} in app["env_file"]
-    assert app["ports"] == [f"127.0.0.1:{port}:{port}"]
+    management = management_port(port)
+    assert app["ports"] == [f"127.0.0.1:{port}:{port}", f"127.0.0.1:{management}:{management}"]
+    assert app["environment"]["MANAGEMENT_PORT"] == str(management)
     limits = app["deploy"]["resources"]["limits"]
     assert float(limits["cpus"]) > 0 and re.fullmatch(r"\d+M", limits["memory"])
     grace = int(app["stop_grace_period"].rstrip("s"))
