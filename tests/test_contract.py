@@ -611,3 +611,46 @@ def test_smoke_test_script_checks_each_port_for_what_it_must_serve(managed):
     # ... and where the management port is given as the application's.
     swapped = run([str(script), management, public], check=False, **env)
     assert swapped.returncode != 0, swapped
+
+
+# ------------------------------------------------------------------------------------------------
+# The rendered docs and checklist speak of what this suite checks
+# ------------------------------------------------------------------------------------------------
+# The parts of the contract the production-readiness checklist ticks (facts `contract_files`), and
+# the cases above that check each one in the running service of every language.
+CHECKED_PARTS = {
+    "health": [test_health_answers_ok_with_the_contract_headers, test_ready_and_detailed_follow_the_check_outcomes],
+    "config": [test_a_management_port_equal_to_port_stops_the_service_naming_it, test_unset_app_env_runs_as_production],
+    "logging": [test_request_log_line_carries_the_request_id],
+    "metrics": [test_metrics_have_the_contract_names_labels_and_buckets,
+                test_a_burst_of_random_methods_and_paths_keeps_the_series_bounded],
+    "shutdown": [test_draining_phase_on_both_ports],
+    "security_headers": [test_health_answers_ok_with_the_contract_headers, test_unknown_paths_answer_the_contract_404,
+                         test_application_route_carries_the_contract_headers],
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_ticked_contract_item_is_checked_by_this_suite(render, language):
+    from extensions.context import FACTS  # noqa: PLC0415
+
+    checklist = render(language=language).text("docs/production-readiness.md")
+    ticked = {part for part, file in FACTS[language]["contract_files"].items()
+              if file and re.search(rf"^- \[x\] .*Guaranteed by [^\n]*`{re.escape(file)}`", checklist, re.MULTILINE)}
+    assert ticked, "the checklist ticks no contract item"
+    unchecked = ticked - CHECKED_PARTS.keys()
+    assert not unchecked, f"ticked without a contract test: {unchecked}"
+    open_items = {part for part, file in FACTS[language]["contract_files"].items() if not file}
+    assert not open_items, f"{language} leaves contract parts without a file: {open_items}"
+
+
+def test_the_error_rate_expression_is_one_and_uses_the_contract_series(render):
+    expressions = set()
+    for language in LANGUAGES:
+        project = render(language=language)
+        found = re.findall(r"`(sum\(rate\(.*?)`", project.text("docs/production-readiness.md"))
+        assert found, f"{language}: no error-rate expression in the checklist"
+        expressions.update(found)
+    (expression,) = expressions
+    assert set(re.findall(r"([a-z_]+)\{", expression)) == {"http_requests_total"}, expression
+    assert set(re.findall(r"([a-z_]+)=~?", expression)) == {"namespace", "status_code"}, expression
