@@ -33,6 +33,8 @@ from harness import free_port, wait_for
 from helpers import LANGUAGES, ROOT, run, tool_env
 from prometheus_client.parser import text_string_to_metric_families
 
+from extensions.context import FACTS
+
 SCHEMA = json.loads((ROOT / "docs" / "service-contract.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
 OPS_PATHS = ["/health", "/ready", "/health/detailed", "/metrics"]
@@ -632,8 +634,6 @@ CHECKED_PARTS = {
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_ticked_contract_item_is_checked_by_this_suite(render, language):
-    from extensions.context import FACTS  # noqa: PLC0415
-
     checklist = render(language=language).text("docs/production-readiness.md")
     ticked = {part for part, file in FACTS[language]["contract_files"].items()
               if file and re.search(rf"^- \[x\] .*Guaranteed by [^\n]*`{re.escape(file)}`", checklist, re.MULTILINE)}
