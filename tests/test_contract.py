@@ -608,7 +608,7 @@ def test_smoke_test_script_checks_each_port_for_what_it_must_serve(managed):
     # The same checks fail where the operational endpoints answer (as on a port without
     # MANAGEMENT_PORT set) ...
     exposed = run([str(script), "--public", management], check=False, **env)
-    assert exposed.returncode != 0 and "GET http://127.0.0.1:" in exposed.stdout + exposed.stderr, exposed
+    assert exposed.returncode != 0, exposed
     assert "/health: HTTP 200, expected 404" in exposed.stderr, exposed.stderr
     # ... and where the management port is given as the application's.
     swapped = run([str(script), management, public], check=False, **env)

@@ -63,25 +63,27 @@ trap 'rm -f "$BODY" "$ERRORS"' EXIT
 # check PATH PATTERN [BASE [STATUS]]: GET BASE/PATH (BASE: MANAGEMENT_URL) answers STATUS (200, or
 # any status below 500 for "below-500") with a body matching PATTERN (extended regex).
 check() {
-  local status base=${3:-$MANAGEMENT_URL} expected=${4:-200}
+  local status base=${3:-$MANAGEMENT_URL} expected=${4:-200} where=$1
+  # the path alone for the operational endpoints' address, the whole URL for the other one
+  [[ $base == "$MANAGEMENT_URL" ]] || where=$base$1
   local -a host=()
   [[ -z $SMOKE_HOST ]] || host=(--header "Host: $SMOKE_HOST")
   if ! status=$(curl --silent --show-error --max-time "$SMOKE_TIMEOUT_SECONDS" "${host[@]}" \
     --output "$BODY" --write-out '%{http_code}' "$base$1" 2>"$ERRORS"); then
-    printf 'GET %s: no answer (%s)\n' "$1" "$(tr '\n' ' ' <"$ERRORS")"
+    printf 'GET %s: no answer (%s)\n' "$where" "$(tr '\n' ' ' <"$ERRORS")"
     return 1
   fi
   if [[ $expected == below-500 ]]; then
     ((status < 500)) && return 0
-    printf 'GET %s%s: HTTP %s\n' "$base" "$1" "$status"
+    printf 'GET %s: HTTP %s\n' "$where" "$status"
     return 1
   fi
   if [[ $status != "$expected" ]]; then
-    printf 'GET %s%s: HTTP %s, expected %s\n' "$base" "$1" "$status" "$expected"
+    printf 'GET %s: HTTP %s, expected %s\n' "$where" "$status" "$expected"
     return 1
   fi
   if ! grep -Eq -- "$2" "$BODY"; then
-    printf 'GET %s%s: %s, but the body does not match /%s/\n' "$base" "$1" "$status" "$2"
+    printf 'GET %s: %s, but the body does not match /%s/\n' "$where" "$status" "$2"
     return 1
   fi
 }
