@@ -5,10 +5,11 @@
 #
 #   make image && .github/scripts/container-test.sh IMAGE
 #
-# Runs IMAGE the way Kubernetes does (production settings, read-only root filesystem, no
-# capabilities) on the host network, then checks that
+# Runs IMAGE the way Kubernetes does (production settings, MANAGEMENT_PORT, read-only root
+# filesystem, no capabilities) on the host network, then checks that
 #   - the image's own HEALTHCHECK reports healthy;
-#   - /health, /ready, /health/detailed and /metrics answer (deploy/scripts/smoke-test.sh) and keep
+#   - /health, /ready, /health/detailed and /metrics answer on the management port, and 404 on the
+#     application port (deploy/scripts/smoke-test.sh), and keep
 #     the contract: liveness {"status":"ok"}, the built version in /health/detailed and in the
 #     image label, Prometheus text on /metrics, JSON log lines on stdout;
 #   - on SIGTERM (docker stop) readiness answers 503 while liveness still answers 200, and the
@@ -18,6 +19,7 @@
 #   SERVICE_ENV       extra KEY=VALUE lines for the container: its dependencies (DATABASE_URL...)
 #   EXPECTED_VERSION  the APP_VERSION the image was built with (default: the image's version label)
 #   WRITABLE_PATHS    the paths the service may write to, space-separated (default: /tmp)
+#   MANAGEMENT_PORT   the operational endpoints' port (default: 9090, or 9091 when the image's is 9090)
 set -euo pipefail
 
 image=${1:?usage: container-test.sh IMAGE}
@@ -53,6 +55,9 @@ version=${EXPECTED_VERSION:-$label}
 port=$(docker image inspect "$image" | jq -r '.[0].Config.ExposedPorts // {} | keys | first // empty | split("/") | first')
 [ -n "$port" ] || fail "the image exposes no port (EXPOSE in the Dockerfile)"
 base=http://127.0.0.1:$port
+management_port=${MANAGEMENT_PORT:-9090}
+if [ "$management_port" = "$port" ]; then management_port=9091; fi
+management=http://127.0.0.1:$management_port
 
 step "Start $image (version $version) on port $port"
 tmpfs=()
@@ -61,7 +66,7 @@ printf '%s\n' "${SERVICE_ENV:-}" > "$workdir/service.env"
 # The HEALTHCHECK command is the image's own; only its interval is shortened for the test.
 docker run --detach --name "$name" --network host \
   --read-only "${tmpfs[@]}" --cap-drop ALL --security-opt no-new-privileges \
-  --env APP_ENV=production --env LOG_LEVEL=info \
+  --env APP_ENV=production --env LOG_LEVEL=info --env MANAGEMENT_PORT="$management_port" \
   --env SHUTDOWN_DELAY_SECONDS=3 --env SHUTDOWN_TIMEOUT_SECONDS=10 \
   --env-file "$workdir/service.env" \
   --health-interval 2s --health-start-period 60s \
@@ -80,14 +85,14 @@ done
 case "$state" in *'"Health":"healthy"'*) echo "healthy" ;; *) fail "not healthy after 120 s: $state" ;; esac
 
 step "Smoke test (deploy/scripts/smoke-test.sh)"
-"$smoke_test" "$base"
+"$smoke_test" "$base" "$management"
 
 step "Endpoints keep the service contract"
-curl -fsS "$base/health" | jq -e '.status == "ok"' > /dev/null || fail "/health does not answer {\"status\":\"ok\"}"
-curl -fsS "$base/ready" | jq -e 'type == "object"' > /dev/null || fail "/ready does not answer 200 with a JSON object"
-curl -fsS "$base/health/detailed" | jq -e --arg v "$version" 'tostring | contains($v)' > /dev/null \
+curl -fsS "$management/health" | jq -e '.status == "ok"' > /dev/null || fail "/health does not answer {\"status\":\"ok\"}"
+curl -fsS "$management/ready" | jq -e 'type == "object"' > /dev/null || fail "/ready does not answer 200 with a JSON object"
+curl -fsS "$management/health/detailed" | jq -e --arg v "$version" 'tostring | contains($v)' > /dev/null \
   || fail "/health/detailed does not report version $version"
-curl -fsS "$base/metrics" | grep -qE '^# (HELP|TYPE) ' || fail "/metrics is not Prometheus text"
+curl -fsS "$management/metrics" | grep -qE '^# (HELP|TYPE) ' || fail "/metrics is not Prometheus text"
 docker logs "$name" 2> /dev/null | jq -R -e 'fromjson? | objects' > /dev/null \
   || fail "no JSON log line on stdout"
 echo "ok"
@@ -97,9 +102,9 @@ docker stop --time 30 "$name" > /dev/null &
 stopper=$!
 drained=false
 for _ in $(seq 1 50); do
-  if [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/ready" || true)" = 503 ]; then
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' "$management/ready" || true)" = 503 ]; then
     drained=true
-    curl -fsS -o /dev/null "$base/health" || fail "/health stopped answering 200 while draining"
+    curl -fsS -o /dev/null "$management/health" || fail "/health stopped answering 200 while draining"
     break
   fi
   sleep 0.1
