@@ -84,10 +84,13 @@ function createInstance(shared: Shared, serves: { ops: boolean }): FastifyInstan
   const { config } = shared;
   const app = Fastify({
     logger: loggerOptions(config, shared.logStream),
-    // src/plugins/request-log.ts writes one line per request instead of Fastify's two.
-    logController: new LogController({ disableRequestLogging: true }),
+    // src/plugins/request-log.ts writes one line per request instead of Fastify's two; every
+    // line of a request carries its id as request_id.
+    logController: new LogController({
+      disableRequestLogging: true,
+      requestIdLogLabel: 'request_id',
+    }),
     requestIdHeader: false,
-    requestIdLogLabel: 'request_id',
     genReqId: requestId,
     bodyLimit: LIMITS.bodyBytes,
     // Set here so that they do not depend on NODE_OPTIONS (--max-http-header-size). Node checks

@@ -48,14 +48,14 @@ const schema = z
       wholeNumber(1024, 65535).optional(),
     ),
     APP_ENV: oneOf(APP_ENVS).default('production'),
-  LOG_LEVEL: oneOf(LOG_LEVELS).default('info'),
-  APP_VERSION: z
-    .string()
-    .regex(/^[\w.+-]{1,128}$/, {
-      error: 'must be 1 to 128 letters, digits or . _ + - (a version or commit)',
-    })
-    .default('dev'),
-  SHUTDOWN_DELAY_SECONDS: seconds(0, 300).default(5),
+    LOG_LEVEL: oneOf(LOG_LEVELS).default('info'),
+    APP_VERSION: z
+      .string()
+      .regex(/^[\w.+-]{1,128}$/, {
+        error: 'must be 1 to 128 letters, digits or . _ + - (a version or commit)',
+      })
+      .default('dev'),
+    SHUTDOWN_DELAY_SECONDS: seconds(0, 300).default(5),
     SHUTDOWN_TIMEOUT_SECONDS: seconds(1, 300).default(20),
   })
   .refine((values) => values.MANAGEMENT_PORT !== values.PORT, {

@@ -15,10 +15,11 @@ function problemsOf(env: NodeJS.ProcessEnv): ConfigError {
 }
 
 describe('configuration', () => {
-  it('uses the documented defaults when nothing is set', () => {
+  it('uses the documented defaults when nothing is set, failing closed to production', () => {
     assert.deepEqual(loadConfig({}), {
       port: DEFAULT_PORT,
-      appEnv: 'development',
+      managementPort: undefined,
+      appEnv: 'production',
       logLevel: 'info',
       appVersion: 'dev',
       shutdownDelaySeconds: 5,
@@ -29,6 +30,7 @@ describe('configuration', () => {
   it('reads every variable and ignores unrelated ones', () => {
     const config = loadConfig({
       PORT: '8081',
+      MANAGEMENT_PORT: '9090',
       APP_ENV: 'production',
       LOG_LEVEL: 'warning',
       APP_VERSION: 'v1.4.0+sha.abc123',
@@ -38,6 +40,7 @@ describe('configuration', () => {
     });
     assert.deepEqual(config, {
       port: 8081,
+      managementPort: 9090,
       appEnv: 'production',
       logLevel: 'warning',
       appVersion: 'v1.4.0+sha.abc123',
@@ -86,6 +89,21 @@ describe('configuration', () => {
       error.problems.map((p) => p.variable),
       ['PORT', 'LOG_LEVEL', 'APP_VERSION'],
     );
+  });
+
+  it('takes an empty MANAGEMENT_PORT for unset: everything is served on PORT', () => {
+    assert.equal(loadConfig({ MANAGEMENT_PORT: '' }).managementPort, undefined);
+  });
+
+  it('refuses a MANAGEMENT_PORT out of range or equal to PORT, naming it', () => {
+    const low = problemsOf({ MANAGEMENT_PORT: '80' });
+    assert.deepEqual(
+      low.problems.map((p) => p.variable),
+      ['MANAGEMENT_PORT'],
+    );
+    assert.match(low.message, /MANAGEMENT_PORT must be a whole number from 1024 to 65535/);
+    const same = problemsOf({ PORT: '9090', MANAGEMENT_PORT: '9090' });
+    assert.match(same.message, /MANAGEMENT_PORT must differ from PORT \(got "9090"\)/);
   });
 
   it('refuses numbers in other notations and shortens long values', () => {

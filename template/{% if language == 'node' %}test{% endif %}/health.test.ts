@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 
 import { Lifecycle } from '../src/lifecycle.js';
 import { ReadinessChecks } from '../src/readiness.js';
+import { SERVICE_NAME } from '../src/service.js';
 import { buildTestApp } from './helpers.js';
 
 const healthy = () => Promise.resolve();
@@ -28,6 +29,7 @@ describe('GET /health (liveness)', () => {
     assert.equal(res.statusCode, 200);
     assert.deepEqual(res.json(), { status: 'ok' });
     assert.match(String(res.headers['content-type']), /^application\/json/);
+    assert.equal(res.headers['cache-control'], 'no-store');
     assert.equal(ran, false);
   });
 
@@ -59,7 +61,7 @@ describe('GET /ready (readiness)', () => {
       ],
     );
     for (const check of body.checks) {
-      assert.equal(typeof check['latencyMs'], 'number');
+      assert.equal(typeof check['latency_ms'], 'number');
       assert.equal(check['error'], undefined, 'error details stay in /health/detailed');
     }
   });
@@ -76,7 +78,14 @@ describe('GET /ready (readiness)', () => {
     const { app } = buildTestApp({ checks });
     const res = await app.inject({ method: 'GET', url: '/ready' });
     assert.equal(res.statusCode, 503);
-    assert.equal(res.json<{ status: string }>().status, 'not_ready');
+    const body = res.json<{ status: string; checks: Record<string, unknown>[] }>();
+    assert.equal(body.status, 'unavailable');
+    assert.deepEqual(Object.keys(body.checks[0] ?? {}), [
+      'name',
+      'status',
+      'required',
+      'latency_ms',
+    ]);
   });
 
   it('answers 503 when a required check times out', async () => {
@@ -120,13 +129,26 @@ describe('GET /health/detailed (diagnostics)', () => {
     assert.equal(body['status'], 'ok');
     assert.equal(body['phase'], 'ready');
     assert.equal(body['version'], '1.2.3-test');
+    assert.equal(body['service'], SERVICE_NAME);
     assert.equal(body['environment'], 'development');
-    assert.equal(typeof body['uptimeSeconds'], 'number');
+    assert.equal(typeof body['uptime_seconds'], 'number');
     assert.ok(!Number.isNaN(Date.parse(String(body['timestamp']))));
-    const [db] = body['checks'] as { name: string; status: string; latencyMs: number }[];
-    assert.equal(db?.name, 'db');
-    assert.equal(db.status, 'ok');
-    assert.ok(db.latencyMs >= 15, `latency ${String(db.latencyMs)} ms measured`);
+    assert.deepEqual(Object.keys(body).sort(), [
+      'checks',
+      'environment',
+      'phase',
+      'service',
+      'status',
+      'timestamp',
+      'uptime_seconds',
+      'version',
+    ]);
+    const [db] = body['checks'] as Record<string, unknown>[];
+    assert.deepEqual(Object.keys(db ?? {}), ['name', 'status', 'required', 'latency_ms']);
+    assert.equal(db?.['name'], 'db');
+    assert.equal(db['status'], 'ok');
+    const latency = Number(db['latency_ms']);
+    assert.ok(latency >= 15, `latency ${String(latency)} ms measured`);
   });
 
   it('is 200 "degraded" when only an optional check fails, with its error', async () => {
@@ -139,11 +161,22 @@ describe('GET /health/detailed (diagnostics)', () => {
     assert.equal(body.checks[0]?.error, 'connection refused');
   });
 
-  it('is 503 "degraded" when a required check fails', async () => {
+  it('is 503 "unavailable" when a required check fails', async () => {
     const checks = new ReadinessChecks().register('db', down);
     const { app } = buildTestApp({ checks });
     const res = await app.inject({ method: 'GET', url: '/health/detailed' });
     assert.equal(res.statusCode, 503);
-    assert.equal(res.json<{ status: string }>().status, 'degraded');
+    assert.equal(res.json<{ status: string }>().status, 'unavailable');
+  });
+
+  it('follows the checks only, whatever the phase: 200 "ok" while draining', async () => {
+    const lifecycle = new Lifecycle();
+    const { app } = buildTestApp({ lifecycle });
+    await app.ready();
+    lifecycle.startDraining();
+    const res = await app.inject({ method: 'GET', url: '/health/detailed' });
+    assert.equal(res.statusCode, 200);
+    const body = res.json<{ status: string; phase: string }>();
+    assert.deepEqual([body.status, body.phase], ['ok', 'draining']);
   });
 });

@@ -6,9 +6,9 @@ import { after, describe, it } from 'node:test';
 
 import { exited, freePort } from './helpers.js';
 
-async function healthcheck(port: number): Promise<number | null> {
+async function healthcheck(port: number, managementPort = ''): Promise<number | null> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/healthcheck.ts'], {
-    env: { ...process.env, PORT: String(port) },
+    env: { ...process.env, PORT: String(port), MANAGEMENT_PORT: managementPort },
     stdio: 'ignore',
   });
   return exited(child);
@@ -34,6 +34,12 @@ describe('healthcheck script', () => {
 
   it('exits 1 when /health answers otherwise', async () => {
     assert.equal(await healthcheck(await serving(503)), 1);
+  });
+
+  it('asks MANAGEMENT_PORT when it is set', async () => {
+    const nothing = await freePort();
+    assert.equal(await healthcheck(nothing, String(await serving(200))), 0);
+    assert.equal(await healthcheck(await serving(200), String(nothing)), 1);
   });
 
   it('exits 1 when nothing listens', async () => {

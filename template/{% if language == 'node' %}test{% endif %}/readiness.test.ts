@@ -26,7 +26,7 @@ describe('readiness checks', () => {
       ],
     );
     const slow = results.find((r) => r.name === 'slow');
-    assert.ok(slow !== undefined && slow.latencyMs >= 90, 'latency is measured');
+    assert.ok(slow !== undefined && slow.latency_ms >= 90, 'latency is measured');
   });
 
   it('fails a check that outlives its timeout and aborts its signal', async () => {
@@ -44,7 +44,7 @@ describe('readiness checks', () => {
     const [result] = await checks.run();
     assert.equal(result?.status, 'fail');
     assert.equal(result.error, 'timed out after 50 ms');
-    assert.ok(result.latencyMs >= 45 && result.latencyMs < 1000);
+    assert.ok(result.latency_ms >= 45 && result.latency_ms < 1000);
     assert.ok(aborted, 'the check was told to give up');
   });
 
@@ -55,6 +55,12 @@ describe('readiness checks', () => {
     });
     const [result] = await checks.run();
     assert.equal(result?.error, 'plain string');
+  });
+
+  it('always gives a failed check an error text', async () => {
+    const checks = new ReadinessChecks().register('quiet', () => Promise.reject(new Error('')));
+    const [result] = await checks.run();
+    assert.equal(result?.error, 'failed');
   });
 
   it('refuses duplicate names and non-positive timeouts', () => {

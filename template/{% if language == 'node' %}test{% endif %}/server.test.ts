@@ -51,6 +51,33 @@ describe('server process', { timeout: 180_000 }, () => {
     assert.ok(messages.some((m) => m.startsWith('drained')));
   });
 
+  it('with MANAGEMENT_PORT serves the operational endpoints there and drains both ports', async () => {
+    const port = await freePort();
+    const managementPort = await freePort();
+    const child = startServer({
+      PORT: String(port),
+      MANAGEMENT_PORT: String(managementPort),
+      SHUTDOWN_DELAY_SECONDS: '1',
+    });
+    await waitFor(async () => (await get(managementPort, '/ready')).status === 200);
+    assert.equal((await get(port, '/')).status, 200);
+    for (const path of ['/health', '/ready', '/health/detailed', '/metrics']) {
+      assert.equal((await get(port, path)).status, 404, `PORT answers ${path} 404`);
+    }
+    const metrics = await get(managementPort, '/metrics');
+    assert.match(
+      metrics.body,
+      /^http_requests_total\{method="GET",route="\/",status_code="200"\} 1$/m,
+    );
+
+    child.kill('SIGTERM');
+    await waitFor(async () => (await get(managementPort, '/ready')).status === 503, 2500);
+    assert.equal((await get(port, '/')).status, 200, 'the application still serves');
+    assert.equal(await exited(child), 0);
+    await assert.rejects(get(managementPort, '/health'), /ECONNREFUSED/);
+    await assert.rejects(get(port, '/'), /ECONNREFUSED/);
+  });
+
   it('ignores a repeated SIGTERM but exits at once on a second Ctrl-C', async () => {
     const port = await freePort();
     const child = startServer({ PORT: String(port), SHUTDOWN_DELAY_SECONDS: '30' });
