@@ -8,5 +8,6 @@ urlpatterns = [
 ]
 
 # JSON instead of Django's HTML error pages: this is an API service.
+handler400 = "ops.views.bad_request"
 handler404 = "ops.views.not_found"
 handler500 = "ops.views.server_error"

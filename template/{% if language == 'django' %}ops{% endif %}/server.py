@@ -1,7 +1,8 @@
 """gunicorn integration, used by gunicorn.conf.py in the master process (no Django here).
 
 - JsonLogger: gunicorn's own messages and its access log (one line per request, with the
-  request id from the X-Request-ID response header) as JSON lines on stdout.
+  request id from the X-Request-ID response header; the operational endpoints at debug) as JSON
+  lines on stdout.
 - Draining: on SIGTERM, /ready turns 503 at once while the workers keep serving for
   SHUTDOWN_DELAY_SECONDS (so load balancers and Kubernetes endpoints stop routing here); then
   gunicorn's graceful stop closes the listener and lets in-flight requests finish within
@@ -29,6 +30,8 @@ from ops import lifecycle
 from ops.logs import JsonFormatter
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The operational endpoints (ops.middleware.OPS_ENDPOINTS; that module imports Django).
+OPS_PATHS = frozenset({"/health", "/ready", "/health/detailed", "/metrics"})
 
 
 class JsonLogger(glogging.Logger):
@@ -50,15 +53,20 @@ class JsonLogger(glogging.Logger):
             return
         headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
         response_headers = {str(name).lower(): value for name, value in headers}
+        status = getattr(resp, "status_code", None)
+        path = environ.get("PATH_INFO")
+        # Probes and scrapes call the operational endpoints every few seconds: debug, not info.
+        level = logging.DEBUG if path in OPS_PATHS and status != 404 else logging.INFO
         # No query string, bodies, client address or user agent: they can hold personal data
         # or secrets. The request id joins this line to the application's own log lines.
-        self.access_log.info(
+        self.access_log.log(
+            level,
             "request",
             extra={
                 "request_id": response_headers.get("x-request-id"),
                 "method": environ.get("REQUEST_METHOD"),
-                "path": environ.get("PATH_INFO"),
-                "status": getattr(resp, "status_code", None),
+                "path": path,
+                "status": status,
                 "duration_ms": round(request_time.total_seconds() * 1000, 2),
                 "bytes": getattr(resp, "sent", None),
                 "protocol": environ.get("SERVER_PROTOCOL"),
@@ -69,7 +77,8 @@ class JsonLogger(glogging.Logger):
 def install_drain(server: Any, delay_seconds: float) -> None:
     """Make the first SIGTERM start draining; the real (graceful) stop follows after the delay.
 
-    gunicorn's own SIGTERM handling stops accepting at once. Here the master's `handle_term` is
+    gunicorn's own SIGTERM handling stops accepting at once (on every bound port: the management
+    port stops with the application port). Here the master's `handle_term` is
     wrapped: the first SIGTERM sets the shared draining flag (every worker's /ready answers 503)
     and arms a timer; when it fires, or on a second SIGTERM, gunicorn's graceful stop runs.
     SIGINT and SIGQUIT (Ctrl-C) keep gunicorn's immediate stop.

@@ -48,14 +48,15 @@ def start_gunicorn(tmp_path: Path) -> Iterator[Callable[..., Server]]:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        server = Server(process, port, log)
+        management = variables.get("MANAGEMENT_PORT")
+        server = Server(process, port, log, int(management) if management else None)
         servers.append(server)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 pytest.fail(f"gunicorn exited {process.returncode}:\n{log.read_text()}")
             try:
-                if server.get("/health", timeout=1)[0] == 200:
+                if server.get("/health", timeout=1, port=server.ops_port)[0] == 200:
                     return server
             except OSError:
                 time.sleep(0.1)

@@ -26,10 +26,13 @@ PRODUCTION = {
 
 
 def subprocess_env(tmp_path: Path, **variables: str) -> dict[str, str]:
-    """A child's environment: ours without the service's variables, plus `variables`."""
+    """A child's environment: ours without the service's variables, development, plus
+    `variables`."""
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
     env.update(
         {
+            # Unset means production; the tests that want production say so.
+            "APP_ENV": "development",
             "HOME": str(tmp_path),
             "TMPDIR": str(tmp_path),
             "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
@@ -63,14 +66,20 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    management_port: int | None = None
     started: float = field(default_factory=time.monotonic)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    @property
+    def ops_port(self) -> int:
+        """Where /health, /ready, /health/detailed and /metrics are served."""
+        return self.management_port or self.port
 
-    def get(self, path: str, timeout: float = 10) -> tuple[int, bytes]:
+    def url(self, path: str, port: int | None = None) -> str:
+        return f"http://127.0.0.1:{port or self.port}{path}"
+
+    def get(self, path: str, timeout: float = 10, port: int | None = None) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(self.url(path), timeout=timeout) as response:
+            with urllib.request.urlopen(self.url(path, port), timeout=timeout) as response:
                 return int(response.status), bytes(response.read())
         except urllib.error.HTTPError as exc:
             return int(exc.code), bytes(exc.read())

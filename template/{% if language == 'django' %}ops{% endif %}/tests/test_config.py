@@ -18,12 +18,20 @@ def problems(monkeypatch: pytest.MonkeyPatch, **variables: str) -> str:
     return str(raised.value)
 
 
-def test_development_needs_no_variables(clean_env: pytest.MonkeyPatch) -> None:
+def test_unset_app_env_means_production(clean_env: pytest.MonkeyPatch) -> None:
+    message = problems(clean_env)
+    for name in ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL"]:
+        assert f"  {name}: required in staging and production" in message
+
+
+def test_development_needs_no_other_variables(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("APP_ENV", "development")
     settings = load()
     assert settings.app_env == "development"
     assert settings.debug
     assert settings.database()["ENGINE"] == "django.db.backends.sqlite3"
     assert settings.allowed_hosts() == ["localhost", "127.0.0.1", "[::1]"]
+    assert settings.management_port is None
 
 
 def test_production_reads_every_variable(clean_env: pytest.MonkeyPatch) -> None:
@@ -32,6 +40,7 @@ def test_production_reads_every_variable(clean_env: pytest.MonkeyPatch) -> None:
         # pragma: allowlist nextline secret: test data, no such database
         "DATABASE_URL": "postgres://app:pw@db:5432/app",
         "PORT": "9000",
+        "MANAGEMENT_PORT": "9090",
         "LOG_LEVEL": "WARNING",
         "APP_VERSION": "1.2.3",
         "SHUTDOWN_DELAY_SECONDS": "2.5",
@@ -42,6 +51,7 @@ def test_production_reads_every_variable(clean_env: pytest.MonkeyPatch) -> None:
     settings = load()
     assert not settings.debug
     assert (settings.port, settings.log_level, settings.app_version) == (9000, "warning", "1.2.3")
+    assert settings.management_port == 9090
     assert (settings.shutdown_delay_seconds, settings.shutdown_timeout_seconds) == (2.5, 30)
     assert settings.allowed_hosts() == ["a.example.com", "b.example.com"]
     assert settings.secret_key() == STRONG_KEY
@@ -105,8 +115,10 @@ def test_database_url_is_checked_and_its_password_never_echoed(
         ("PORT", "70000"),
         ("SHUTDOWN_DELAY_SECONDS", "-1"),
         ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
+        ("MANAGEMENT_PORT", "80"),
+        ("MANAGEMENT_PORT", "admin"),
         ("WEB_CONCURRENCY", "0"),
-        ("GUNICORN_THREADS", "many"),
+        ("WEB_CONCURRENCY", "many"),
         ("GUNICORN_TIMEOUT", "0"),
     ],
 )
@@ -116,6 +128,17 @@ def test_bad_values_are_named_with_the_value_given(
     message = problems(clean_env, **{name: value})
     assert f"  {name}: " in message
     assert repr(value) in message
+
+
+def test_management_port_must_differ_from_port(clean_env: pytest.MonkeyPatch) -> None:
+    message = problems(clean_env, APP_ENV="development", PORT="9000", MANAGEMENT_PORT="9000")
+    assert "  MANAGEMENT_PORT: must differ from PORT (9000)" in message
+
+
+def test_an_empty_management_port_means_unset(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("APP_ENV", "development")
+    clean_env.setenv("MANAGEMENT_PORT", "")
+    assert load().management_port is None
 
 
 def test_a_bad_environment_stops_manage_py_with_ex_config(tmp_path: Path) -> None:

@@ -55,6 +55,6 @@ def test_production_security_settings(tmp_path: Path) -> None:
         "SECURE_HSTS_SECONDS": 31536000,
         "SESSION_COOKIE_SECURE": True,
         "CSRF_COOKIE_SECURE": True,
-        "SECURE_REFERRER_POLICY": "same-origin",
+        "SECURE_REFERRER_POLICY": "no-referrer",
         "ALLOWED_HOSTS": ["service.example.com"],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -115,3 +116,60 @@ def test_a_bad_environment_stops_gunicorn_before_it_binds(tmp_path: Path) -> Non
     assert result.returncode == EX_CONFIG
     assert "LOG_LEVEL" in result.stderr
     assert "SHUTDOWN_TIMEOUT_SECONDS" in result.stderr
+
+
+def test_management_port_serves_the_probes_and_port_does_not(
+    start_gunicorn: Callable[..., Server], tmp_path: Path
+) -> None:
+    management = free_port()
+    server = start_gunicorn(MANAGEMENT_PORT=str(management))
+    for path in ["/health", "/ready", "/health/detailed", "/metrics"]:
+        assert server.get(path, port=management)[0] == 200
+        status, body = server.get(path)
+        assert (status, json.loads(body)["error"]) == (404, "not_found")
+    assert server.get("/")[0] == 200
+    assert server.get("/", port=management)[0] == 404
+    # The image's HEALTHCHECK asks the management port.
+    healthcheck = [sys.executable, "-m", "ops.healthcheck"]
+    env = subprocess_env(tmp_path, PORT=str(server.port), MANAGEMENT_PORT=str(management))
+    assert subprocess.run(healthcheck, cwd=BASE_DIR, env=env, check=False).returncode == 0
+    # Requests on both ports are counted.
+    metrics = server.get("/metrics", port=management)[1].decode()
+    assert 'http_requests_total{method="GET",route="/health",status_code="200"}' in metrics
+    assert 'http_requests_total{method="GET",route="unmatched",status_code="404"}' in metrics
+
+
+def _raw(port: int, request: bytes, timeout: float = 5) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        return sock.recv(65536)
+
+
+def test_header_limits(start_gunicorn: Callable[..., Server]) -> None:
+    server = start_gunicorn()
+    padding = "".join(f"X-Pad-{i}: {'p' * 2000}\r\n" for i in range(4))
+    served = _raw(server.port, f"GET /health HTTP/1.1\r\nHost: x\r\n{padding}\r\n".encode())
+    assert served.startswith(b"HTTP/1.1 200")
+    big = f"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {'b' * 32 * 1024}\r\n\r\n".encode()
+    assert _raw(server.port, big).startswith(b"HTTP/1.1 431")
+
+
+def test_slow_clients_do_not_stall_health(start_gunicorn: Callable[..., Server]) -> None:
+    """64 connections trickle their headers; /health still answers within 1 s."""
+    server = start_gunicorn(WEB_CONCURRENCY="1")
+    slow = []
+    for _ in range(64):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: s")
+        slow.append(sock)
+    try:
+        for _ in range(3):
+            began = time.monotonic()
+            assert server.get("/health", timeout=5)[0] == 200
+            assert time.monotonic() - began < 1
+            for sock in slow:
+                sock.sendall(b"s")
+            time.sleep(0.5)
+    finally:
+        for sock in slow:
+            sock.close()

@@ -1,6 +1,10 @@
-"""Production protections: every path but the probes is held to ALLOWED_HOSTS and HTTPS."""
+"""Production protections: every path but the probes is held to ALLOWED_HOSTS and HTTPS; with
+MANAGEMENT_PORT set the probes are served on that port only."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -10,6 +14,7 @@ pytestmark = pytest.mark.django_db
 
 POD_IP = "10.42.7.19"  # as a kubelet probe or a Prometheus scrape sends it
 OPS_PATHS = ["/health", "/ready", "/health/detailed", "/metrics"]
+PORT, MANAGEMENT_PORT = 8000, 9090
 
 
 @pytest.fixture
@@ -23,11 +28,27 @@ def production(settings: Settings) -> Settings:
     return settings
 
 
+@dataclass
+class AcceptedSocket:
+    """What gunicorn passes as environ["gunicorn.socket"]: the accepted connection."""
+
+    port: int
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("10.42.7.19", self.port)
+
+
+def on(port: int) -> dict[str, Any]:
+    return {"gunicorn.socket": AcceptedSocket(port)}
+
+
 @pytest.mark.usefixtures("production")
 @pytest.mark.parametrize("path", OPS_PATHS)
 def test_probes_by_pod_ip_over_http_are_answered(client: Client, path: str) -> None:
     response = client.get(path, HTTP_HOST=POD_IP)
     assert response.status_code == 200, response.content
+    assert response["X-Frame-Options"] == "DENY"
+    assert "Strict-Transport-Security" not in response  # plain HTTP
 
 
 @pytest.mark.usefixtures("production")
@@ -49,5 +70,33 @@ def test_https_behind_the_proxy_is_served_with_security_headers(client: Client) 
     assert response.status_code == 200
     assert response["Strict-Transport-Security"].startswith("max-age=31536000")
     assert response["X-Content-Type-Options"] == "nosniff"
-    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Referrer-Policy"] == "no-referrer"
     assert response["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.usefixtures("production")
+@pytest.mark.parametrize("path", OPS_PATHS)
+def test_with_a_management_port_probes_are_served_there_only(
+    client: Client, settings: Settings, path: str
+) -> None:
+    settings.MANAGEMENT_PORT = MANAGEMENT_PORT
+    assert client.get(path, HTTP_HOST=POD_IP, **on(MANAGEMENT_PORT)).status_code == 200
+    public = client.get(path, HTTP_HOST="service.example.com", **on(PORT))
+    assert public.status_code == 404
+    assert public.json() == {"error": "not_found", "request_id": public["X-Request-ID"]}
+    # The Host header (and so SERVER_PORT) is the client's to choose: it changes nothing.
+    spoofed = client.get(path, HTTP_HOST=f"{POD_IP}:{MANAGEMENT_PORT}", **on(PORT))
+    assert spoofed.status_code == 404
+
+
+@pytest.mark.usefixtures("production")
+def test_the_management_port_serves_nothing_else(client: Client, settings: Settings) -> None:
+    settings.MANAGEMENT_PORT = MANAGEMENT_PORT
+    response = client.get(
+        "/no-such-page", HTTP_HOST=POD_IP, HTTP_X_FORWARDED_PROTO="https", **on(MANAGEMENT_PORT)
+    )
+    assert response.status_code == 404
+    served = client.get(
+        "/", HTTP_HOST="service.example.com", HTTP_X_FORWARDED_PROTO="https", **on(PORT)
+    )
+    assert served.status_code == 200

@@ -1,0 +1,49 @@
+"""The fleet's two request series, with prometheus_client (multiprocess mode under gunicorn).
+
+http_requests_total and http_request_duration_seconds, labelled method, route and status_code,
+with the same names, buckets and bounded label values in every language of the fleet
+(docs/service-contract.md in the template), so one dashboard and one alert rule fit them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# Methods counted by name; any other method is one label value, so that no client can create
+# series without end.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LABELS = ("method", "route", "status_code")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests answered.", LABELS)
+DURATION = Histogram(
+    "http_request_duration_seconds", "Time to answer an HTTP request.", LABELS, buckets=BUCKETS
+)
+
+
+def observe(method: str, route: str, status_code: int, seconds: float) -> None:
+    labels = (method if method in METHODS else "OTHER", route, str(status_code))
+    REQUESTS.labels(*labels).inc()
+    DURATION.labels(*labels).observe(seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition and its content type: every gunicorn worker's series added up when
+    PROMETHEUS_MULTIPROC_DIR is set (ops/server.py sets it in the master), else this process's
+    (tests, manage.py), with its runtime metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
