@@ -37,6 +37,7 @@ func TestLoadValid(t *testing.T) {
 		check func(Config) bool
 	}{
 		{"port", map[string]string{"PORT": "9090"}, func(c Config) bool { return c.Port == 9090 && c.Addr() == ":9090" }},
+		{"management port", map[string]string{"MANAGEMENT_PORT": "9091"}, func(c Config) bool { return c.ManagementPort == 9091 }},
 		{"port with spaces", map[string]string{"PORT": " 9090 "}, func(c Config) bool { return c.Port == 9090 }},
 		{"empty means unset", map[string]string{"PORT": "", "APP_ENV": ""}, func(c Config) bool { return c.Port == DefaultPort && c.Env == "production" }},
 		{"development", map[string]string{"APP_ENV": "development"}, func(c Config) bool { return c.Env == "development" }},
@@ -78,10 +79,12 @@ func TestLoadInvalid(t *testing.T) {
 		{"negative delay", map[string]string{"SHUTDOWN_DELAY_SECONDS": "-1"}, []string{"SHUTDOWN_DELAY_SECONDS"}},
 		{"delay in milliseconds", map[string]string{"SHUTDOWN_DELAY_SECONDS": "5000"}, []string{"SHUTDOWN_DELAY_SECONDS"}},
 		{"delay not a number", map[string]string{"SHUTDOWN_DELAY_SECONDS": "NaN"}, []string{"SHUTDOWN_DELAY_SECONDS"}},
+		{"privileged management port", map[string]string{"MANAGEMENT_PORT": "443"}, []string{"MANAGEMENT_PORT"}},
+		{"management port is the port", map[string]string{"PORT": "9000", "MANAGEMENT_PORT": "9000"}, []string{"MANAGEMENT_PORT"}},
 		{"zero timeout drops in-flight requests", map[string]string{"SHUTDOWN_TIMEOUT_SECONDS": "0"}, []string{"SHUTDOWN_TIMEOUT_SECONDS"}},
 		{"every problem at once", map[string]string{
-			"PORT": "x", "APP_ENV": "qa", "LOG_LEVEL": "loud", "SHUTDOWN_DELAY_SECONDS": "soon", "SHUTDOWN_TIMEOUT_SECONDS": "-5",
-		}, []string{"PORT", "APP_ENV", "LOG_LEVEL", "SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS"}},
+			"PORT": "x", "MANAGEMENT_PORT": "y", "APP_ENV": "qa", "LOG_LEVEL": "loud", "SHUTDOWN_DELAY_SECONDS": "soon", "SHUTDOWN_TIMEOUT_SECONDS": "-5",
+		}, []string{"PORT", "MANAGEMENT_PORT", "APP_ENV", "LOG_LEVEL", "SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,14 +112,39 @@ func TestLoadInvalid(t *testing.T) {
 	}
 }
 
-func TestPort(t *testing.T) {
-	if port, err := Port(env(map[string]string{"PORT": "7000"})); err != nil || port != 7000 {
-		t.Errorf("Port = %d, %v; want 7000", port, err)
+func TestProbePort(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want int
+	}{
+		{map[string]string{"PORT": "7000"}, 7000},
+		{nil, DefaultPort},
+		{map[string]string{"PORT": "7000", "MANAGEMENT_PORT": "9090"}, 9090},
 	}
-	if port, err := Port(env(nil)); err != nil || port != DefaultPort {
-		t.Errorf("Port = %d, %v; want the default %d", port, err, DefaultPort)
+	for _, tt := range tests {
+		if port, err := ProbePort(env(tt.env)); err != nil || port != tt.want {
+			t.Errorf("ProbePort(%v) = %d, %v; want %d", tt.env, port, err, tt.want)
+		}
 	}
-	if _, err := Port(env(map[string]string{"PORT": "-1", "LOG_LEVEL": "bad"})); err == nil || strings.Contains(err.Error(), "LOG_LEVEL") {
-		t.Errorf("Port checks PORT only, got %v", err)
+	if _, err := ProbePort(env(map[string]string{"PORT": "-1", "LOG_LEVEL": "bad"})); err == nil || strings.Contains(err.Error(), "LOG_LEVEL") {
+		t.Errorf("ProbePort checks the ports only, got %v", err)
+	}
+}
+
+func TestManagementPort(t *testing.T) {
+	cfg, err := Load(env(map[string]string{"PORT": "7000", "MANAGEMENT_PORT": "9090"}), "dev")
+	if err != nil || cfg.ManagementPort != 9090 || cfg.ManagementAddr() != ":9090" {
+		t.Errorf("Load = %+v, %v", cfg, err)
+	}
+	cfg, err = Load(env(map[string]string{"MANAGEMENT_PORT": " "}), "dev")
+	if err != nil || cfg.ManagementPort != 0 || cfg.ManagementAddr() != "" {
+		t.Errorf("an empty MANAGEMENT_PORT is unset: %+v, %v", cfg, err)
+	}
+	for _, bad := range []string{"80", "65536", "http", "7000", "1023"} {
+		_, err := Load(env(map[string]string{"PORT": "7000", "MANAGEMENT_PORT": bad}), "dev")
+		var cfgErr *Error
+		if !errors.As(err, &cfgErr) || len(cfgErr.Problems) != 1 || cfgErr.Problems[0].Var != "MANAGEMENT_PORT" {
+			t.Errorf("MANAGEMENT_PORT=%s: %v", bad, err)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,10 +19,28 @@ import (
 // CheckFunc reports whether one dependency can be used. It must return when ctx is done.
 type CheckFunc func(ctx context.Context) error
 
-// Result is the outcome of one check.
+// DefaultTimeout bounds a check registered with a timeout of 0.
+const DefaultTimeout = time.Second
+
+// Check statuses.
+const (
+	StatusOK   = "ok"
+	StatusFail = "fail"
+)
+
+// Lifecycle phases: starting (listening, not yet ready), ready, draining (from SIGTERM on).
+const (
+	PhaseStarting = "starting"
+	PhaseReady    = "ready"
+	PhaseDraining = "draining"
+)
+
+// Result is the outcome of one check. Error is set when, and only when, it failed; /ready
+// leaves it out.
 type Result struct {
 	Name      string  `json:"name"`
-	Status    string  `json:"status"` // "ok" or "error"
+	Status    string  `json:"status"` // ok or fail
+	Required  bool    `json:"required"`
 	LatencyMS float64 `json:"latency_ms"`
 	Error     string  `json:"error,omitempty"`
 }
@@ -36,9 +53,10 @@ type Info struct {
 }
 
 type check struct {
-	name    string
-	timeout time.Duration
-	fn      CheckFunc
+	name     string
+	timeout  time.Duration
+	required bool
+	fn       CheckFunc
 }
 
 // Registry holds the readiness checks and the lifecycle state: starting, serving, draining.
@@ -58,21 +76,37 @@ func NewRegistry(info Info) *Registry {
 	return &Registry{info: info, started: time.Now()}
 }
 
-// Register adds a readiness check. Each run gets its own timeout; a check that does not return
-// in time counts as failed. Register panics on an empty or duplicate name, like
-// http.ServeMux.Handle does on a duplicate pattern: both are programming errors found at start.
+// Register adds a required readiness check: while it fails, /ready answers 503 and the instance
+// gets no traffic. Each run gets its own timeout (DefaultTimeout when timeout is 0); a check
+// that does not return in time counts as failed. Register panics on an empty or duplicate name,
+// like http.ServeMux.Handle does on a duplicate pattern: both are programming errors found at
+// start.
 func (r *Registry) Register(name string, timeout time.Duration, fn CheckFunc) {
-	if name == "" || fn == nil || timeout <= 0 {
-		panic("health: Register needs a name, a positive timeout and a function")
+	r.add(check{name: name, timeout: timeout, required: true, fn: fn})
+}
+
+// RegisterOptional adds an optional check: a dependency the service can answer without (a cache,
+// a recommendation API). Its failure leaves /ready at 200 and turns /health/detailed to
+// "degraded", so that people see it without the instance losing its traffic.
+func (r *Registry) RegisterOptional(name string, timeout time.Duration, fn CheckFunc) {
+	r.add(check{name: name, timeout: timeout, required: false, fn: fn})
+}
+
+func (r *Registry) add(c check) {
+	if c.name == "" || c.fn == nil || c.timeout < 0 {
+		panic("health: a check needs a name, a function and a timeout of 0 (the default) or more")
+	}
+	if c.timeout == 0 {
+		c.timeout = DefaultTimeout
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, c := range r.checks {
-		if c.name == name {
-			panic("health: check " + name + " registered twice")
+	for _, existing := range r.checks {
+		if existing.name == c.name {
+			panic("health: check " + c.name + " registered twice")
 		}
 	}
-	r.checks = append(r.checks, check{name: name, timeout: timeout, fn: fn})
+	r.checks = append(r.checks, c)
 }
 
 // MarkServing ends the starting state.
@@ -84,14 +118,27 @@ func (r *Registry) MarkDraining() { r.draining.Store(true) }
 // Draining reports whether shutdown has begun.
 func (r *Registry) Draining() bool { return r.draining.Load() }
 
-// Run runs every check concurrently, each within its timeout, and reports whether all passed.
-// Results come in the order the checks were registered.
-func (r *Registry) Run(ctx context.Context) ([]Result, bool) {
+// Phase is the lifecycle phase: starting, ready or draining.
+func (r *Registry) Phase() string {
+	switch {
+	case r.draining.Load():
+		return PhaseDraining
+	case r.serving.Load():
+		return PhaseReady
+	default:
+		return PhaseStarting
+	}
+}
+
+// Run runs every check concurrently, each within its timeout. It reports whether every required
+// check passed (requiredOK) and whether every check passed (allOK). Results come in the order
+// the checks were registered.
+func (r *Registry) Run(ctx context.Context) (results []Result, requiredOK, allOK bool) {
 	r.mu.RLock()
 	checks := r.checks
 	r.mu.RUnlock()
 
-	results := make([]Result, len(checks))
+	results = make([]Result, len(checks))
 	var wg sync.WaitGroup
 	for i, c := range checks {
 		wg.Add(1)
@@ -102,11 +149,14 @@ func (r *Registry) Run(ctx context.Context) ([]Result, bool) {
 	}
 	wg.Wait()
 
-	healthy := true
+	requiredOK, allOK = true, true
 	for _, res := range results {
-		healthy = healthy && res.Status == "ok"
+		if res.Status != StatusOK {
+			allOK = false
+			requiredOK = requiredOK && !res.Required
+		}
 	}
-	return results, healthy
+	return results, requiredOK, allOK
 }
 
 func runCheck(parent context.Context, c check) Result {
@@ -129,10 +179,13 @@ func runCheck(parent context.Context, c check) Result {
 		// A check that ignores its context is abandoned here, not waited for.
 		err = fmt.Errorf("no answer within %s", c.timeout)
 	}
-	result := Result{Name: c.name, Status: "ok", LatencyMS: milliseconds(time.Since(start))}
+	result := Result{Name: c.name, Status: StatusOK, Required: c.required, LatencyMS: milliseconds(time.Since(start))}
 	if err != nil {
-		result.Status = "error"
+		result.Status = StatusFail
 		result.Error = err.Error()
+		if result.Error == "" {
+			result.Error = "check failed"
+		}
 	}
 	return result
 }
@@ -148,23 +201,20 @@ type readyBody struct {
 	Checks []Result `json:"checks"`
 }
 
-// Ready answers the readiness probe: 200 when serving and every check passes; 503 while
-// starting, while draining after SIGTERM, or when a check fails. Error texts stay out of this
-// answer (it may be reachable from outside); /health/detailed has them.
+// Ready answers the readiness probe: 200 "ready" when serving and every required check passes
+// (an optional one may fail); 503 "starting" before the server listens, "draining" after
+// SIGTERM (checks are not run in either), "unavailable" when a required check fails. Error
+// texts stay out of this answer (more callers may reach it); /health/detailed has them.
 func (r *Registry) Ready(w http.ResponseWriter, req *http.Request) {
-	switch {
-	case r.draining.Load():
-		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "draining", Checks: []Result{}})
-		return
-	case !r.serving.Load():
-		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "starting", Checks: []Result{}})
+	if phase := r.Phase(); phase != PhaseReady {
+		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: phase, Checks: []Result{}})
 		return
 	}
-	results, healthy := r.Run(req.Context())
+	results, requiredOK, _ := r.Run(req.Context())
 	for i := range results {
 		results[i].Error = ""
 	}
-	if !healthy {
+	if !requiredOK {
 		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: "unavailable", Checks: results})
 		return
 	}
@@ -172,38 +222,39 @@ func (r *Registry) Ready(w http.ResponseWriter, req *http.Request) {
 }
 
 type detailedBody struct {
-	Status        string   `json:"status"` // ok or degraded
+	Status        string   `json:"status"` // ok, degraded or unavailable
+	Phase         string   `json:"phase"`  // starting, ready or draining
 	Service       string   `json:"service"`
 	Version       string   `json:"version"`
 	Environment   string   `json:"environment"`
-	GoVersion     string   `json:"go_version"`
-	Timestamp     string   `json:"timestamp"`
 	UptimeSeconds float64  `json:"uptime_seconds"`
-	Serving       bool     `json:"serving"`
-	Draining      bool     `json:"draining"`
+	Timestamp     string   `json:"timestamp"`
 	Checks        []Result `json:"checks"`
 }
 
-// Detailed answers internal diagnostics: version, uptime and each check with its latency and
-// error; 503 "degraded" when a check fails. Keep it off the public ingress.
+// Detailed answers diagnostics: phase, version, uptime and each check with its latency and its
+// error text. It always runs the checks, and its status depends on them only: 200 "ok", 200
+// "degraded" when an optional check fails, 503 "unavailable" when a required one fails. With
+// MANAGEMENT_PORT set it is not reachable on the application port.
 func (r *Registry) Detailed(w http.ResponseWriter, req *http.Request) {
-	results, healthy := r.Run(req.Context())
+	results, requiredOK, allOK := r.Run(req.Context())
 	body := detailedBody{
 		Status:        "ok",
+		Phase:         r.Phase(),
 		Service:       r.info.Service,
 		Version:       r.info.Version,
 		Environment:   r.info.Environment,
-		GoVersion:     runtime.Version(),
-		Timestamp:     time.Now().UTC().Format(time.RFC3339),
 		UptimeSeconds: math.Round(time.Since(r.started).Seconds()*1000) / 1000,
-		Serving:       r.serving.Load(),
-		Draining:      r.draining.Load(),
+		Timestamp:     time.Now().UTC().Format(time.RFC3339Nano),
 		Checks:        results,
 	}
 	status := http.StatusOK
-	if !healthy {
-		body.Status = "degraded"
+	switch {
+	case !requiredOK:
+		body.Status = "unavailable"
 		status = http.StatusServiceUnavailable
+	case !allOK:
+		body.Status = "degraded"
 	}
 	writeJSON(w, status, body)
 }

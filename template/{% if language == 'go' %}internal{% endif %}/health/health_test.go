@@ -70,31 +70,37 @@ func TestReady(t *testing.T) {
 	tests := []struct {
 		name       string
 		checks     map[string]CheckFunc
+		optional   map[string]CheckFunc
 		serving    bool
 		draining   bool
 		wantCode   int
 		wantStatus string
 		wantChecks map[string]string
 	}{
-		{"no checks", nil, true, false, 200, "ready", map[string]string{}},
-		{"all pass", map[string]CheckFunc{"database": ok, "cache": ok}, true, false, 200, "ready",
+		{"no checks", nil, nil, true, false, 200, "ready", map[string]string{}},
+		{"all pass", map[string]CheckFunc{"database": ok, "cache": ok}, nil, true, false, 200, "ready",
 			map[string]string{"database": "ok", "cache": "ok"}},
-		{"one fails", map[string]CheckFunc{"database": ok, "cache": failing}, true, false, 503, "unavailable",
-			map[string]string{"database": "ok", "cache": "error"}},
-		{"timeout", map[string]CheckFunc{"database": blocking}, true, false, 503, "unavailable",
-			map[string]string{"database": "error"}},
-		{"check ignoring its context", map[string]CheckFunc{"api": ignoresContext}, true, false, 503, "unavailable",
-			map[string]string{"api": "error"}},
-		{"panic", map[string]CheckFunc{"database": panicking}, true, false, 503, "unavailable",
-			map[string]string{"database": "error"}},
-		{"starting", map[string]CheckFunc{"database": ok}, false, false, 503, "starting", map[string]string{}},
-		{"draining", map[string]CheckFunc{"database": ok}, true, true, 503, "draining", map[string]string{}},
+		{"one fails", map[string]CheckFunc{"database": ok, "cache": failing}, nil, true, false, 503, "unavailable",
+			map[string]string{"database": "ok", "cache": "fail"}},
+		{"an optional one fails", map[string]CheckFunc{"database": ok}, map[string]CheckFunc{"cache": failing},
+			true, false, 200, "ready", map[string]string{"database": "ok", "cache": "fail"}},
+		{"timeout", map[string]CheckFunc{"database": blocking}, nil, true, false, 503, "unavailable",
+			map[string]string{"database": "fail"}},
+		{"check ignoring its context", map[string]CheckFunc{"api": ignoresContext}, nil, true, false, 503, "unavailable",
+			map[string]string{"api": "fail"}},
+		{"panic", map[string]CheckFunc{"database": panicking}, nil, true, false, 503, "unavailable",
+			map[string]string{"database": "fail"}},
+		{"starting", map[string]CheckFunc{"database": ok}, nil, false, false, 503, "starting", map[string]string{}},
+		{"draining", map[string]CheckFunc{"database": ok}, nil, true, true, 503, "draining", map[string]string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := NewRegistry(Info{Service: "svc", Version: "1.0.0"})
 			for name, fn := range tt.checks {
 				reg.Register(name, 50*time.Millisecond, fn)
+			}
+			for name, fn := range tt.optional {
+				reg.RegisterOptional(name, 50*time.Millisecond, fn)
 			}
 			if tt.serving {
 				reg.MarkServing()
@@ -119,8 +125,8 @@ func TestReady(t *testing.T) {
 					t.Errorf("check %s = %q, want %q", name, statuses[name], want)
 				}
 			}
-			if strings.Contains(mustJSON(t, got.body), "connection refused") {
-				t.Errorf("/ready leaks a check's error text: %v", got.body)
+			if strings.Contains(mustJSON(t, got.body), `"error"`) {
+				t.Errorf("/ready shows a check's error text: %v", got.body)
 			}
 		})
 	}
@@ -139,26 +145,38 @@ func TestLiveIgnoresChecksAndDraining(t *testing.T) {
 func TestDetailed(t *testing.T) {
 	tests := []struct {
 		name       string
-		check      CheckFunc
+		required   CheckFunc
+		optional   CheckFunc
+		draining   bool
 		wantCode   int
 		wantStatus string
+		wantPhase  string
 	}{
-		{"healthy", ok, 200, "ok"},
-		{"degraded", failing, 503, "degraded"},
+		{"healthy", ok, ok, false, 200, "ok", "ready"},
+		{"an optional check fails", ok, failing, false, 200, "degraded", "ready"},
+		{"a required check fails", failing, ok, false, 503, "unavailable", "ready"},
+		{"draining with healthy checks", ok, ok, true, 200, "ok", "draining"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := NewRegistry(Info{Service: "svc", Version: "1.4.2", Environment: "staging"})
-			reg.Register("database", time.Second, tt.check)
+			reg.Register("database", time.Second, tt.required)
+			reg.RegisterOptional("cache", 0, tt.optional)
 			reg.MarkServing()
+			if tt.draining {
+				reg.MarkDraining()
+			}
 			got := serve(t, reg.Detailed)
-			if got.code != tt.wantCode || got.body["status"] != tt.wantStatus {
+			if got.code != tt.wantCode || got.body["status"] != tt.wantStatus || got.body["phase"] != tt.wantPhase {
 				t.Fatalf("/health/detailed = %d %v", got.code, got.body)
 			}
-			for key, want := range map[string]any{"service": "svc", "version": "1.4.2", "environment": "staging", "serving": true, "draining": false} {
+			for key, want := range map[string]any{"service": "svc", "version": "1.4.2", "environment": "staging"} {
 				if got.body[key] != want {
 					t.Errorf("%s = %v, want %v", key, got.body[key], want)
 				}
+			}
+			if len(got.body) != 8 {
+				t.Errorf("fields: %v", got.body)
 			}
 			if uptime, _ := got.body["uptime_seconds"].(float64); uptime < 0 {
 				t.Errorf("uptime_seconds = %v", got.body["uptime_seconds"])
@@ -166,17 +184,31 @@ func TestDetailed(t *testing.T) {
 			if _, err := time.Parse(time.RFC3339, got.body["timestamp"].(string)); err != nil {
 				t.Errorf("timestamp: %v", err)
 			}
-			db := got.body["checks"].([]any)[0].(map[string]any)
-			if db["name"] != "database" {
-				t.Errorf("first check = %v", db)
-			}
-			if _, isNumber := db["latency_ms"].(float64); !isNumber {
-				t.Errorf("database check has no latency: %v", db)
-			}
-			if tt.wantStatus == "degraded" && db["error"] != "connection refused" {
-				t.Errorf("the detailed view names the error, got %v", db)
+			for i, raw := range got.body["checks"].([]any) {
+				c := raw.(map[string]any)
+				wantName, wantRequired := []string{"database", "cache"}[i], i == 0
+				if c["name"] != wantName || c["required"] != wantRequired {
+					t.Errorf("check %d = %v", i, c)
+				}
+				if _, isNumber := c["latency_ms"].(float64); !isNumber {
+					t.Errorf("check has no latency: %v", c)
+				}
+				_, hasError := c["error"]
+				if failed := c["status"] == "fail"; hasError != failed || (failed && c["error"] != "connection refused") {
+					t.Errorf("error text when, and only when, a check failed: %v", c)
+				}
 			}
 		})
+	}
+}
+
+func TestDefaultTimeout(t *testing.T) {
+	reg := NewRegistry(Info{})
+	reg.Register("database", 0, blocking)
+	start := time.Now()
+	results, requiredOK, _ := reg.Run(context.Background())
+	if elapsed := time.Since(start); requiredOK || elapsed < DefaultTimeout || elapsed > 3*DefaultTimeout {
+		t.Errorf("Run = %v after %s, want a failure after %s", results, elapsed, DefaultTimeout)
 	}
 }
 
@@ -186,9 +218,9 @@ func TestRegisterRefusesMistakes(t *testing.T) {
 		reg  func(*Registry)
 	}{
 		{"empty name", func(r *Registry) { r.Register("", time.Second, ok) }},
-		{"no timeout", func(r *Registry) { r.Register("db", 0, ok) }},
+		{"negative timeout", func(r *Registry) { r.Register("db", -time.Second, ok) }},
 		{"nil function", func(r *Registry) { r.Register("db", time.Second, nil) }},
-		{"duplicate", func(r *Registry) { r.Register("db", time.Second, ok); r.Register("db", time.Second, ok) }},
+		{"duplicate", func(r *Registry) { r.Register("db", time.Second, ok); r.RegisterOptional("db", time.Second, ok) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,7 +254,7 @@ func TestChecksRunConcurrently(t *testing.T) {
 	for _, name := range []string{"a", "b", "c", "d"} {
 		reg.Register(name, 5*time.Second, waitForOthers)
 	}
-	if results, healthy := reg.Run(context.Background()); !healthy {
+	if results, _, allOK := reg.Run(context.Background()); !allOK {
 		t.Errorf("checks did not run concurrently: %v", results)
 	}
 }
@@ -242,7 +274,7 @@ func TestResultsKeepRegistrationOrder(t *testing.T) {
 	for _, name := range names {
 		reg.Register(name, time.Second, ok)
 	}
-	results, _ := reg.Run(context.Background())
+	results, _, _ := reg.Run(context.Background())
 	for i, res := range results {
 		if res.Name != names[i] {
 			t.Errorf("result %d is %q, want %q", i, res.Name, names[i])

@@ -1,6 +1,7 @@
-// Package middleware wraps every request: a request id, one JSON access log line and the request
-// metrics, recovery from panics into a JSON 500, and JSON answers for unknown routes (404) and
-// methods (405).
+// Package middleware wraps every request: a request id, the security headers, the request body
+// limit, one JSON access log line and the request metrics, recovery from panics into a JSON 500,
+// and the contract's JSON error bodies for unknown routes (404), methods (405), bodies over the
+// limit (413) and internal errors (500).
 //
 // Managed by the template: `copier update` merges template changes into this file.
 package middleware
@@ -23,9 +24,60 @@ const RequestIDHeader = "X-Request-ID"
 // UnmatchedRoute is the route label of requests that matched no route pattern.
 const UnmatchedRoute = "unmatched"
 
+// MaxBodyBytes bounds request bodies (1 MiB, the service contract's limit).
+const MaxBodyBytes = 1 << 20
+
+// Error words of the contract's error body.
+const (
+	ErrNotFound         = "not_found"
+	ErrMethodNotAllowed = "method_not_allowed"
+	ErrPayloadTooLarge  = "payload_too_large"
+	ErrInternal         = "internal_error"
+)
+
+// SecurityHeaders are sent on every answer, errors and operational endpoints included. The
+// service answers JSON only: no document may load anything, be framed or be read cross-origin.
+// HSTS is the TLS terminator's job (the Gateway or load balancer knows the scheme).
+var SecurityHeaders = map[string]string{
+	"X-Content-Type-Options":       "nosniff",
+	"X-Frame-Options":              "DENY",
+	"Content-Security-Policy":      "default-src 'none'; frame-ancestors 'none'",
+	"Referrer-Policy":              "no-referrer",
+	"Cross-Origin-Opener-Policy":   "same-origin",
+	"Cross-Origin-Resource-Policy": "same-origin",
+}
+
+// Secure sets SecurityHeaders on every answer. Handlers may still override one.
+func Secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		for name, value := range SecurityHeaders {
+			h[name] = []string{value} // canonical names already: no Set's canonicalisation
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// LimitBody answers 413 at once when Content-Length announces more than MaxBodyBytes, before
+// any routing, and bounds every other body (chunked) to MaxBodyBytes: reading past it fails with
+// *http.MaxBytesError, and a handler then answers WriteError(w, r, http.StatusRequestEntityTooLarge).
+func LimitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxBodyBytes {
+			// The body is not read: close the connection rather than drain it.
+			w.Header().Set("Connection", "close")
+			WriteError(w, r, http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // Recorder receives the request metrics (metrics.Registry implements it).
 type Recorder interface {
-	InFlight(delta int)
 	Observe(method, route string, status int, d time.Duration)
 }
 
@@ -58,14 +110,14 @@ func RequestID(next http.Handler) http.Handler {
 	})
 }
 
-// validRequestID accepts ids of up to 128 characters from the sets used by UUIDs, ULIDs and
-// base64, so an id from outside can be logged and echoed without escaping or log injection.
+// validRequestID accepts ids of 1 to 128 characters from A-Z a-z 0-9 . _ : - (UUIDs, ULIDs,
+// trace ids), so an id from outside can be logged and echoed without escaping or log injection.
 func validRequestID(id string) bool {
 	if id == "" || len(id) > 128 {
 		return false
 	}
 	for _, c := range []byte(id) {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:+/=", c) >= 0
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:", c) >= 0
 		if !ok {
 			return false
 		}
@@ -75,23 +127,28 @@ func validRequestID(id string) bool {
 
 // Route is the route label of a request: the path of the ServeMux pattern that matched it
 // ("/items/{id}", never the raw path, so that metrics stay bounded), or UnmatchedRoute. It is
-// known once the ServeMux has routed the request.
+// known once the ServeMux has routed the request. The method, a host and the {$} end marker are
+// left out: "GET /{$}" is "/", "GET example.com/items/{id}" is "/items/{id}".
 func Route(r *http.Request) string {
-	if r.Pattern == "" {
-		return UnmatchedRoute
-	}
 	pattern := r.Pattern
 	if i := strings.IndexAny(pattern, " \t"); i >= 0 { // "GET /items/{id}" -> "/items/{id}"
 		pattern = strings.TrimLeft(pattern[i:], " \t")
+	}
+	if i := strings.IndexByte(pattern, '/'); i > 0 { // a host before the path
+		pattern = pattern[i:]
+	}
+	pattern = strings.TrimSuffix(pattern, "{$}")
+	if pattern == "" {
+		return UnmatchedRoute
 	}
 	return pattern
 }
 
 // Observe writes one access log line per request and records its metrics. It must see the same
 // *http.Request as the ServeMux (no r.WithContext in between), to read the matched pattern.
-// Lines are at info level; error for 5xx answers; debug for the quiet routes (probes and
-// scrapes, which arrive every few seconds and would drown the rest). They hold no query
-// string, header or body.
+// Lines are at debug level for the quiet routes (probes and scrapes, which arrive every few
+// seconds and would drown the rest, whatever they answer); else error for 5xx answers, info for
+// the rest. They hold no query string, header or body.
 func Observe(logger *slog.Logger, rec Recorder, quietRoutes ...string) func(http.Handler) http.Handler {
 	quiet := make(map[string]bool, len(quietRoutes))
 	for _, route := range quietRoutes {
@@ -100,11 +157,9 @@ func Observe(logger *slog.Logger, rec Recorder, quietRoutes ...string) func(http
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			rec.InFlight(1)
 			rw := &responseWriter{ResponseWriter: w}
 			defer func() {
 				elapsed := time.Since(start)
-				rec.InFlight(-1)
 				status := rw.status
 				if status == 0 {
 					status = http.StatusOK // the handler wrote nothing: net/http answers 200
@@ -114,10 +169,10 @@ func Observe(logger *slog.Logger, rec Recorder, quietRoutes ...string) func(http
 
 				level := slog.LevelInfo
 				switch {
-				case status >= 500:
-					level = slog.LevelError
 				case quiet[route]:
 					level = slog.LevelDebug
+				case status >= 500:
+					level = slog.LevelError
 				}
 				ctx := r.Context()
 				if !logger.Enabled(ctx, level) {
@@ -165,32 +220,64 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 				if rw.status != 0 {
 					panic(http.ErrAbortHandler)
 				}
-				WriteJSON(rw, http.StatusInternalServerError, errorBody{Error: "internal server error", RequestID: id})
+				WriteError(rw, r, http.StatusInternalServerError)
 			}()
 			next.ServeHTTP(rw, r)
 		})
 	}
 }
 
-// JSONErrors answers requests that match no route (404) or no method of their route (405,
-// with its Allow header) in JSON, like every other answer, instead of ServeMux's plain text.
-// Handlers' own 404s are left alone.
+// JSONErrors gives error answers the contract's body, {"error": word, "request_id": id}, in
+// place of net/http's plain text: 404 and 405 (with its Allow header) when no route matched,
+// and every 413 and 500, whoever wrote them (http.Error with an error's text included: a 500
+// never carries it). A handler's own 404 (an unknown item) is left alone.
 func JSONErrors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(&errorWriter{ResponseWriter: w, r: r}, r)
 	})
 }
 
-type errorBody struct {
+// ErrorBody is the body of every error the service itself answers.
+type ErrorBody struct {
 	Error     string `json:"error"`
-	RequestID string `json:"request_id,omitempty"`
+	RequestID string `json:"request_id"`
+}
+
+// errorWords are the words of the statuses whose body the contract fixes.
+var errorWords = map[int]string{
+	http.StatusNotFound:              ErrNotFound,
+	http.StatusMethodNotAllowed:      ErrMethodNotAllowed,
+	http.StatusRequestEntityTooLarge: ErrPayloadTooLarge,
+	http.StatusInternalServerError:   ErrInternal,
+}
+
+// WriteError answers status (404, 405, 413 or 500) with the contract's error body.
+func WriteError(w http.ResponseWriter, r *http.Request, status int) {
+	word, ok := errorWords[status]
+	if !ok {
+		word = ErrInternal
+		status = http.StatusInternalServerError
+	}
+	// Never cached: the same path may answer differently a moment later.
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, status, ErrorBody{Error: word, RequestID: RequestIDFrom(r.Context())})
 }
 
 type errorWriter struct {
 	http.ResponseWriter
 	r       *http.Request
 	wrote   bool
-	replace bool // the body is ours; drop the handler's plain text
+	replace bool // the body is ours; drop the handler's
+}
+
+func (e *errorWriter) ours(code int) bool {
+	switch code {
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return e.r.Pattern == ""
+	case http.StatusRequestEntityTooLarge, http.StatusInternalServerError:
+		return true
+	}
+	return false
 }
 
 func (e *errorWriter) WriteHeader(code int) {
@@ -199,13 +286,9 @@ func (e *errorWriter) WriteHeader(code int) {
 		return
 	}
 	e.wrote = true
-	if e.r.Pattern == "" && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+	if e.ours(code) {
 		e.replace = true
-		msg := "not found"
-		if code == http.StatusMethodNotAllowed {
-			msg = "method not allowed"
-		}
-		WriteJSON(e.ResponseWriter, code, errorBody{Error: msg, RequestID: RequestIDFrom(e.r.Context())})
+		WriteError(e.ResponseWriter, e.r, code)
 		return
 	}
 	e.ResponseWriter.WriteHeader(code)
@@ -267,7 +350,6 @@ func WriteJSON(w http.ResponseWriter, status int, body any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")
-	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
 }

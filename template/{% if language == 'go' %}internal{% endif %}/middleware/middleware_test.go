@@ -21,17 +21,8 @@ type observation struct {
 
 // fakeRecorder stands in for metrics.Registry.
 type fakeRecorder struct {
-	mu       sync.Mutex
-	inFlight int
-	maxSeen  int
-	seen     []observation
-}
-
-func (f *fakeRecorder) InFlight(delta int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.inFlight += delta
-	f.maxSeen = max(f.maxSeen, f.inFlight)
+	mu   sync.Mutex
+	seen []observation
 }
 
 func (f *fakeRecorder) Observe(method, route string, status int, _ time.Duration) {
@@ -56,6 +47,18 @@ func newStack() stack {
 	mux.HandleFunc("GET /silent", func(http.ResponseWriter, *http.Request) {})
 	mux.HandleFunc("GET /own-404", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	mux.HandleFunc("GET /panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, map[string]string{}) })
+	mux.HandleFunc("GET /leaky-500", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "dial tcp db.internal:5432: connection refused", http.StatusInternalServerError)
+	})
+	mux.HandleFunc("POST /upload", func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if maxErr := (*http.MaxBytesError)(nil); errors.As(err, &maxErr) {
+			WriteError(w, r, http.StatusRequestEntityTooLarge)
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]int64{"bytes": n})
+	})
 	mux.HandleFunc("GET /panic-after-write", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "partial")
 		panic("boom")
@@ -63,12 +66,16 @@ func newStack() stack {
 	logs := &bytes.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	rec := &fakeRecorder{}
-	handler := Chain(mux, RequestID, Observe(logger, rec), Recover(logger), JSONErrors)
+	handler := Chain(mux, RequestID, Secure, Observe(logger, rec), Recover(logger), JSONErrors, LimitBody)
 	return stack{handler, logs, rec}
 }
 
 func (s stack) do(method, target string, header http.Header) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, target, nil)
+	return s.doBody(method, target, header, nil)
+}
+
+func (s stack) doBody(method, target string, header http.Header, body io.Reader) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, body)
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -105,11 +112,13 @@ func TestAnswers(t *testing.T) {
 		{"HEAD of a GET route", "HEAD", "/items/42", 200, nil, "", "/items/{id}", "INFO"},
 		{"status without a body", "POST", "/items", 201, nil, "", "/items", "INFO"},
 		{"handler that writes nothing", "GET", "/silent", 200, nil, "", "/silent", "INFO"},
-		{"unknown path", "GET", "/nope", 404, map[string]any{"error": "not found"}, "", UnmatchedRoute, "INFO"},
-		{"unknown method", "DELETE", "/items/42", 405, map[string]any{"error": "method not allowed"}, "GET, HEAD", UnmatchedRoute, "INFO"},
-		{"made-up method", "BREW", "/nope", 404, map[string]any{"error": "not found"}, "", UnmatchedRoute, "INFO"},
+		{"index", "GET", "/", 200, map[string]any{}, "", "/", "INFO"},
+		{"unknown path", "GET", "/nope", 404, map[string]any{"error": "not_found"}, "", UnmatchedRoute, "INFO"},
+		{"unknown method", "DELETE", "/items/42", 405, map[string]any{"error": "method_not_allowed"}, "GET, HEAD", UnmatchedRoute, "INFO"},
+		{"made-up method", "BREW", "/items/42", 405, map[string]any{"error": "method_not_allowed"}, "GET, HEAD", UnmatchedRoute, "INFO"},
 		{"handler's own 404 stays", "GET", "/own-404", 404, nil, "", "/own-404", "INFO"},
-		{"panic", "GET", "/panic", 500, map[string]any{"error": "internal server error"}, "", "/panic", "ERROR"},
+		{"panic", "GET", "/panic", 500, map[string]any{"error": "internal_error"}, "", "/panic", "ERROR"},
+		{"a handler's 500 loses its text", "GET", "/leaky-500", 500, map[string]any{"error": "internal_error"}, "", "/leaky-500", "ERROR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,8 +144,13 @@ func TestAnswers(t *testing.T) {
 						t.Errorf("body[%s] = %v, want %v", k, body[k], v)
 					}
 				}
-				if tt.wantCode >= 400 && body["request_id"] != id {
-					t.Errorf("error body request_id = %v, want the header's %q", body["request_id"], id)
+				if tt.wantCode >= 400 {
+					if body["request_id"] != id || len(body) != 2 {
+						t.Errorf("error body = %v, want error and the header's request_id %q", body, id)
+					}
+					if cc := res.Header().Get("Cache-Control"); cc != "no-store" {
+						t.Errorf("Cache-Control = %q", cc)
+					}
 				}
 			}
 			if allow := res.Header().Get("Allow"); allow != tt.wantAllow {
@@ -147,8 +161,10 @@ func TestAnswers(t *testing.T) {
 			if len(s.rec.seen) != 1 || s.rec.seen[0] != want {
 				t.Errorf("metrics saw %v, want [%v]", s.rec.seen, want)
 			}
-			if s.rec.inFlight != 0 || s.rec.maxSeen != 1 {
-				t.Errorf("in flight = %d (max %d), want 0 (max 1)", s.rec.inFlight, s.rec.maxSeen)
+			for name, value := range SecurityHeaders {
+				if got := res.Header().Get(name); got != value {
+					t.Errorf("%s = %q, want %q", name, got, value)
+				}
 			}
 
 			var access []map[string]any
@@ -176,6 +192,9 @@ func TestAnswers(t *testing.T) {
 			if strings.Contains(s.logs.String(), "secret") {
 				t.Error("the query string was logged")
 			}
+			if strings.Contains(res.Body.String(), "connection refused") {
+				t.Error("an error's text reached the client")
+			}
 		})
 	}
 }
@@ -188,7 +207,9 @@ func TestRequestID(t *testing.T) {
 	}{
 		{"uuid", "0b6f8d3e-1c2a-4f5b-9e7d-3a1b2c4d5e6f", true},
 		{"ulid", "01ARZ3NDEKTSV4RRFFQ69G5FAV", true},
-		{"base64", "YWJj+ZGVm/Z2hp=", true},
+		{"trace id with colons and dots", "00-4bf92f.3577:b34da6_a3ce929d0e0e4736", true},
+		{"longest", strings.Repeat("a", 128), true},
+		{"base64 punctuation", "YWJj+ZGVm/Z2hp=", false},
 		{"none", "", false},
 		{"spaces", "a b", false},
 		{"log injection", "abc\n{\"level\":\"ERROR\"}", false},
@@ -260,10 +281,12 @@ func TestRoute(t *testing.T) {
 	}{
 		{"", UnmatchedRoute},
 		{"/", "/"},
+		{"GET /{$}", "/"},
 		{"GET /health", "/health"},
 		{"GET  /items/{id}", "/items/{id}"},
-		{"POST example.com/items", "example.com/items"},
+		{"POST example.com/items", "/items"},
 		{"/static/", "/static/"},
+		{"GET /static/{$}", "/static/"},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest("GET", "/", nil)
@@ -286,7 +309,7 @@ func TestFlushThroughTheWrappers(t *testing.T) {
 		flusher.Flush()
 	})
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	handler := Chain(mux, RequestID, Observe(logger, &fakeRecorder{}), Recover(logger), JSONErrors)
+	handler := Chain(mux, RequestID, Secure, Observe(logger, &fakeRecorder{}), Recover(logger), JSONErrors, LimitBody)
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/stream", nil))
 	if !rec.Flushed || rec.Body.String() != "data\n" {
@@ -303,7 +326,8 @@ func TestQuietRoutesLogAtDebug(t *testing.T) {
 	}{
 		{"probe hidden at info", slog.LevelInfo, "/probe", ""},
 		{"probe shown at debug", slog.LevelDebug, "/probe", "DEBUG"},
-		{"failing probe is an error", slog.LevelWarn, "/probe-failing", "ERROR"},
+		{"failing probe stays at debug", slog.LevelDebug, "/probe-failing", "DEBUG"},
+		{"failing probe hidden at warning", slog.LevelWarn, "/probe-failing", ""},
 		{"other routes at info", slog.LevelInfo, "/items/1", "INFO"},
 		{"nothing below warning", slog.LevelWarn, "/items/1", ""},
 	}
@@ -338,5 +362,53 @@ func TestQuietRoutesLogAtDebug(t *testing.T) {
 				t.Errorf("line = %v, want level %s", line, tt.wantLevel)
 			}
 		})
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     io.Reader
+		length   int64 // Content-Length; -1: chunked (unknown length)
+		wantCode int
+		wantWord string
+	}{
+		{"at the limit", bytes.NewReader(make([]byte, MaxBodyBytes)), MaxBodyBytes, 200, ""},
+		{"announced over the limit", bytes.NewReader(make([]byte, MaxBodyBytes+1)), MaxBodyBytes + 1, 413, ErrPayloadTooLarge},
+		{"chunked over the limit", io.MultiReader(bytes.NewReader(make([]byte, MaxBodyBytes)), strings.NewReader("x")), -1, 413, ErrPayloadTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStack()
+			req := httptest.NewRequest("POST", "/upload", tt.body)
+			req.ContentLength = tt.length
+			res := httptest.NewRecorder()
+			s.handler.ServeHTTP(res, req)
+			if res.Code != tt.wantCode {
+				t.Fatalf("POST /upload = %d %s, want %d", res.Code, res.Body.String(), tt.wantCode)
+			}
+			if tt.wantWord == "" {
+				return
+			}
+			var body ErrorBody
+			if err := json.Unmarshal(res.Body.Bytes(), &body); err != nil || body.Error != tt.wantWord ||
+				body.RequestID != res.Header().Get(RequestIDHeader) {
+				t.Errorf("body = %q (%v)", res.Body.String(), err)
+			}
+			if res.Header().Get("X-Frame-Options") != "DENY" {
+				t.Error("the 413 has no security headers")
+			}
+		})
+	}
+}
+
+func TestAnnouncedBodyOverTheLimitIsRefusedBeforeRouting(t *testing.T) {
+	s := newStack()
+	req := httptest.NewRequest("GET", "/nope", strings.NewReader("x"))
+	req.ContentLength = MaxBodyBytes + 1
+	res := httptest.NewRecorder()
+	s.handler.ServeHTTP(res, req)
+	if res.Code != http.StatusRequestEntityTooLarge || res.Header().Get("Connection") != "close" {
+		t.Errorf("= %d %v", res.Code, res.Header())
 	}
 }
