@@ -1,10 +1,12 @@
-"""The rendered Go service: its toolchain (make setup lint typecheck test build), and the service
-contract checked from outside the process: every endpoint, configuration errors, and the SIGTERM
-sequence under concurrent load.
+"""The rendered Go service: its toolchain (make setup lint typecheck test build), and what only
+Go has: a static binary, the module checksums, configuration errors, and the SIGTERM sequence
+under concurrent load. The bodies, words, headers, limits and metrics every language shares are
+tests/test_contract.py's.
 
-Go can download nothing here (GOPROXY=off, GOTOOLCHAIN=local): the service is standard library
-only. One GOCACHE is shared by the whole session (and by the xdist workers): the first compile of
-the standard library takes about 40 s, later ones under a second.
+Modules come from the Go module proxy (GOPROXY as the environment sets it, else Go's default),
+checked against the committed go.sum; the toolchain is the local one (GOTOOLCHAIN=local). One
+GOCACHE and one GOMODCACHE are shared by the whole session (and by the xdist workers): the first
+compile of the standard library and the modules takes about a minute, later ones seconds.
 """
 
 from __future__ import annotations
@@ -42,16 +44,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def go_env(tmp_path_factory) -> dict[str, str]:
-    """Environment for the go command: offline, local toolchain, one build cache per session
-    (or the GOCACHE given, which CI can keep between runs)."""
+    """Environment for the go command: local toolchain, one build and one module cache per
+    session (or the GOCACHE and GOMODCACHE given, which CI can keep between runs)."""
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # shared by the workers of this session; Go's cache is concurrency-safe
+        base = base.parent  # shared by the workers of this session; Go's caches are concurrency-safe
     return {
         "GOTOOLCHAIN": "local",
-        "GOPROXY": "off",
         "GOCACHE": os.environ.get("GOCACHE") or str(base / "go-build-cache"),
-        "GOMODCACHE": str(base / "go-mod-cache"),
+        "GOMODCACHE": os.environ.get("GOMODCACHE") or str(base / "go-mod-cache"),
         "GOPATH": str(base / "go-path"),
     }
 
@@ -181,9 +182,11 @@ def test_go_mod_names_the_module_and_the_chosen_go_line(render, go_version):
     assert re.search(rf"^go {re.escape(major_minor)}\.0$", go_mod, re.MULTILINE)
     dockerfile = project.text("Dockerfile")
     assert f"FROM --platform=$BUILDPLATFORM golang:{go_version} AS build" in dockerfile
+    required = re.findall(r"^\s*(?:require )?(\S+) v\S+$", go_mod, re.MULTILINE)
     for source in project.path.rglob("*.go"):
         for imported in re.findall(r'"(github\.com/[^"]+)"', source.read_text()):
-            assert imported.startswith("github.com/Acme-Corp/billing/internal/"), (source, imported)
+            assert imported.startswith("github.com/Acme-Corp/billing/internal/") or \
+                any(imported.startswith(module + "/") for module in required), (source, imported)
 
 
 def test_dockerfile_builds_where_the_runtime_stage_copies_from(render):
@@ -203,6 +206,20 @@ def test_dockerfile_builds_where_the_runtime_stage_copies_from(render):
     assert "--mount=type=cache,target=/root/.cache/go-build" in dockerfile
     assert "-X main.version=${APP_VERSION}" in dockerfile
     assert f"FROM {facts['runtime_image']} AS runtime" in dockerfile
+    # the modules in their own cached layer, verified against go.sum, before the source
+    assert dockerfile.index("COPY go.mod go.sum ./") < dockerfile.index("go mod download && go mod verify") \
+        < dockerfile.index("COPY cmd ./cmd")
+
+
+def test_go_sum_is_committed_and_ci_keys_its_cache_on_it(render):
+    project = render(language="go")
+    go_sum = project.text("go.sum")
+    for required in re.findall(r"^\t(\S+) (v\S+)", project.text("go.mod"), re.MULTILINE):
+        assert f"{required[0]} {required[1]}/go.mod h1:" in go_sum, required
+    assert "github.com/prometheus/client_golang" in project.text("go.mod")
+    ci = project.text(".github/workflows/ci.yml")
+    assert "cache-dependency-path: go.sum" in ci and "make setup" in ci
+    assert "$(GO) mod verify" in project.text("Makefile").split("\nsetup:")[1].split("\n\n")[0]
 
 
 def test_port_answer_reaches_every_file(render):
@@ -276,19 +293,20 @@ def test_make_run_serves_every_endpoint_on_the_rendered_port(go_service, go_env)
     with server:
         server.wait_until_ready()
         expectations = [
-            # path, method, status, content type, JSON fields
-            ("/health", "GET", 200, "application/json", {"status": "ok"}),
-            ("/ready", "GET", 200, "application/json", {"status": "ready", "checks": []}),
-            ("/health/detailed", "GET", 200, "application/json",
-             {"status": "ok", "version": "1.4.2-test", "environment": "production", "draining": False}),
-            ("/", "GET", 200, "application/json", {"version": "1.4.2-test"}),
-            ("/no/such/route", "GET", 404, "application/json", {"error": "not found"}),
-            ("/ready", "DELETE", 405, "application/json", {"error": "method not allowed"}),
+            # path, method, status, JSON fields
+            ("/health", "GET", 200, {"status": "ok"}),
+            ("/ready", "GET", 200, {"status": "ready", "checks": []}),
+            # make run sets APP_ENV=development (unset, the binary runs as production)
+            ("/health/detailed", "GET", 200, {"status": "ok", "phase": "ready", "version": "1.4.2-test",
+                                             "environment": "development"}),
+            ("/", "GET", 200, {"version": "1.4.2-test"}),
+            ("/no/such/route", "GET", 404, {"error": "not_found"}),
+            ("/ready", "DELETE", 405, {"error": "method_not_allowed"}),
         ]
-        for i, (path, method, status, content_type, fields) in enumerate(expectations):
+        for i, (path, method, status, fields) in enumerate(expectations):
             got_status, headers, body = server.request(path, method, {"X-Request-ID": f"probe-{i}"})
             assert got_status == status, (path, got_status, body)
-            assert headers["content-type"] == content_type, (path, headers)
+            assert headers["content-type"] == "application/json", (path, headers)
             assert headers["x-request-id"] == f"probe-{i}"
             data = json.loads(body)
             for key, value in fields.items():
@@ -297,14 +315,11 @@ def test_make_run_serves_every_endpoint_on_the_rendered_port(go_service, go_env)
         status, headers, body = server.request("/metrics")
         assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
         metrics = body.decode()
-        assert 'http_requests_total{method="GET",route="/health",status="200"} 1' in metrics
-        assert 'http_requests_total{method="GET",route="unmatched",status="404"} 1' in metrics
-        assert re.search(r'^http_request_duration_seconds_bucket\{method="GET",route="/ready",le="\+Inf"\} \d+$',
-                         metrics, re.MULTILINE)
-        assert re.search(r"^http_requests_in_flight 1$", metrics, re.MULTILINE), "the /metrics request itself"
-        assert 'app_build_info{service="my-service",version="1.4.2-test"' in metrics
-        for line in metrics.splitlines():
-            assert line.startswith("# ") or re.match(r"^[a-z_]+(\{.*\})? \S+$", line), line
+        assert 'http_requests_total{method="GET",route="/health",status_code="200"} 1' in metrics
+        assert 'http_requests_total{method="GET",route="unmatched",status_code="404"} 1' in metrics
+        # client_golang's runtime collectors, under their usual names
+        assert re.search(r"^go_goroutines \d+$", metrics, re.MULTILINE)
+        assert re.search(r"^process_start_time_seconds \S+$", metrics, re.MULTILINE)
 
         binary = str(go_service.path / "bin" / "server")
         assert run([binary, "healthcheck"], cwd=go_service.path, check=False,
@@ -320,13 +335,13 @@ def test_make_run_serves_every_endpoint_on_the_rendered_port(go_service, go_env)
     probes = [line for line in requests if line["request_id"].startswith("probe-")]
     assert sorted(line["request_id"] for line in probes) == sorted(f"probe-{i}" for i in range(len(expectations)))
     by_id = {line["request_id"]: line for line in probes}
-    for i, (path, method, status, _, _) in enumerate(expectations):
+    for i, (path, method, status, _) in enumerate(expectations):
         assert (by_id[f"probe-{i}"]["path"], by_id[f"probe-{i}"]["method"], by_id[f"probe-{i}"]["status"]) \
             == (path, method, status)
-    assert by_id["probe-3"]["route"] == "/{$}" and by_id["probe-4"]["route"] == "unmatched"
-    # probes and scrapes at debug, the rest at info
+    assert by_id["probe-3"]["route"] == "/" and by_id["probe-4"]["route"] == "unmatched"
+    # probes and scrapes (the four operational endpoints) at debug, the rest at info
     assert [by_id[f"probe-{i}"]["level"] for i in range(len(expectations))] == \
-        ["DEBUG", "DEBUG", "INFO", "INFO", "INFO", "INFO"]
+        ["DEBUG", "DEBUG", "DEBUG", "INFO", "INFO", "INFO"]
     assert all(line["service"] == "my-service" and line["version"] == "1.4.2-test" for line in requests)
     assert all(isinstance(line["duration_ms"], (int, float)) for line in requests)
 
@@ -334,9 +349,10 @@ def test_make_run_serves_every_endpoint_on_the_rendered_port(go_service, go_env)
 @pytest.mark.toolchain
 @pytest.mark.parametrize(("env", "named"), [
     ({"LOG_LEVEL": "verbose"}, ["LOG_LEVEL"]),
+    ({"MANAGEMENT_PORT": "80"}, ["MANAGEMENT_PORT"]),
     ({"LOG_LEVEL": "loud", "PORT": "http", "APP_ENV": "prod", "SHUTDOWN_TIMEOUT_SECONDS": "0"},
      ["LOG_LEVEL", "PORT", "APP_ENV", "SHUTDOWN_TIMEOUT_SECONDS"]),
-], ids=["log-level", "several"])
+], ids=["log-level", "management-port", "several"])
 def test_bad_configuration_stops_with_one_message_naming_each_variable(go_service, go_env, env, named):
     server = start_binary(go_service, go_env, free_port(), **env)
     with server:
@@ -344,10 +360,13 @@ def test_bad_configuration_stops_with_one_message_naming_each_variable(go_servic
     assert code != 0
     message = server.stderr.strip()
     assert message.count("\n") == 0, f"one message, got {message!r}"
+    def names(name: str) -> bool:  # PORT is not named by MANAGEMENT_PORT
+        return re.search(rf"(?<![A-Z_]){name}\b", message) is not None
+
     for name in named:
-        assert name in message, f"{name} not named in {message!r}"
-    for name in {"LOG_LEVEL", "PORT", "APP_ENV", "SHUTDOWN_TIMEOUT_SECONDS"} - set(named):
-        assert name not in message
+        assert names(name), f"{name} not named in {message!r}"
+    for name in {"LOG_LEVEL", "PORT", "MANAGEMENT_PORT", "APP_ENV", "SHUTDOWN_TIMEOUT_SECONDS"} - set(named):
+        assert not names(name), f"{name} named in {message!r}"
 
 
 @pytest.mark.toolchain
