@@ -67,7 +67,8 @@ SHARED_BUILDS = {
     "node": ("test_node_service", "node_service"),
     "django": ("test_django_service", "django_service"),
 }
-# the Go tests' session environment (offline, one GOCACHE for the session): reused when present
+# the Go tests' session environment (local toolchain, one GOCACHE and GOMODCACHE for the
+# session): reused when present
 SHARED_ENV = {"go": ("test_go_service", "go_env")}
 # what `make build` leaves behind, per language: built when missing
 BUILT_ARTIFACT = {"go": "bin/server", "node": "dist/server.js", "django": "staticfiles"}
@@ -92,7 +93,7 @@ class Built:
     recipe: Recipe
 
 
-BUILD_ENV = {"GOTOOLCHAIN": "local", "GOPROXY": "off", "UV_PYTHON_DOWNLOADS": "never"}
+BUILD_ENV = {"GOTOOLCHAIN": "local", "UV_PYTHON_DOWNLOADS": "never"}
 
 
 def own_build(render, shared: Path, language: str, **env: str) -> Project:
