@@ -35,6 +35,19 @@ HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 
+
+def _from_settings() -> dict[str, str]:
+    """The headers SecurityMiddleware and XFrameOptionsMiddleware send, from the same settings."""
+    headers = {"X-Frame-Options": str(settings.X_FRAME_OPTIONS).upper()}
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers["X-Content-Type-Options"] = "nosniff"
+    if settings.SECURE_REFERRER_POLICY:
+        headers["Referrer-Policy"] = str(settings.SECURE_REFERRER_POLICY)
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers["Cross-Origin-Opener-Policy"] = str(settings.SECURE_CROSS_ORIGIN_OPENER_POLICY)
+    return headers
+
+
 Handler = Callable[[HttpRequest], HttpResponse]
 
 
@@ -106,14 +119,21 @@ def route_of(request: HttpRequest) -> str:
 
 class SecurityHeadersMiddleware:
     """Content-Security-Policy and Cross-Origin-Resource-Policy on every response; a view that
-    sets its own keeps it."""
+    sets its own keeps it.
+
+    It also adds Django's own security headers, from the same settings, to the few responses that
+    SecurityMiddleware and XFrameOptionsMiddleware never see: the 400 of a request whose Host is
+    not allowed is raised inside SecurityMiddleware (its HTTPS redirect reads the Host), so
+    neither of them adds its headers to it.
+    """
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
+        self.headers = {**_from_settings(), **HEADERS}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        for name, value in HEADERS.items():
+        for name, value in self.headers.items():
             response.headers.setdefault(name, value)
         return response
 

@@ -54,7 +54,12 @@ def test_probes_by_pod_ip_over_http_are_answered(client: Client, path: str) -> N
 @pytest.mark.usefixtures("production")
 def test_other_paths_reject_a_host_not_allowed(client: Client) -> None:
     assert client.get("/", HTTP_HOST=POD_IP, secure=True).status_code == 400
-    assert client.get("/", HTTP_HOST=POD_IP).status_code == 400
+    refused = client.get("/", HTTP_HOST=POD_IP)
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "bad_request", "request_id": refused["X-Request-ID"]}
+    # Raised inside SecurityMiddleware (its HTTPS redirect reads the Host): headers all the same.
+    assert (refused["X-Frame-Options"], refused["Referrer-Policy"]) == ("DENY", "no-referrer")
+    assert refused["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.usefixtures("production")
