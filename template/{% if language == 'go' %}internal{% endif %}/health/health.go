@@ -130,15 +130,15 @@ func (r *Registry) Phase() string {
 	}
 }
 
-// Run runs every check concurrently, each within its timeout. It reports whether every required
-// check passed (requiredOK) and whether every check passed (allOK). Results come in the order
+// Run runs every check concurrently, each within its timeout, and reports whether every
+// required check passed (an optional one may have failed: see AllOK). Results come in the order
 // the checks were registered.
-func (r *Registry) Run(ctx context.Context) (results []Result, requiredOK, allOK bool) {
+func (r *Registry) Run(ctx context.Context) ([]Result, bool) {
 	r.mu.RLock()
 	checks := r.checks
 	r.mu.RUnlock()
 
-	results = make([]Result, len(checks))
+	results := make([]Result, len(checks))
 	var wg sync.WaitGroup
 	for i, c := range checks {
 		wg.Add(1)
@@ -149,14 +149,21 @@ func (r *Registry) Run(ctx context.Context) (results []Result, requiredOK, allOK
 	}
 	wg.Wait()
 
-	requiredOK, allOK = true, true
+	requiredOK := true
+	for _, res := range results {
+		requiredOK = requiredOK && (res.Status == StatusOK || !res.Required)
+	}
+	return results, requiredOK
+}
+
+// AllOK reports whether every check of results passed, optional ones included.
+func AllOK(results []Result) bool {
 	for _, res := range results {
 		if res.Status != StatusOK {
-			allOK = false
-			requiredOK = requiredOK && !res.Required
+			return false
 		}
 	}
-	return results, requiredOK, allOK
+	return true
 }
 
 func runCheck(parent context.Context, c check) Result {
@@ -210,7 +217,7 @@ func (r *Registry) Ready(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, readyBody{Status: phase, Checks: []Result{}})
 		return
 	}
-	results, requiredOK, _ := r.Run(req.Context())
+	results, requiredOK := r.Run(req.Context())
 	for i := range results {
 		results[i].Error = ""
 	}
@@ -237,7 +244,7 @@ type detailedBody struct {
 // "degraded" when an optional check fails, 503 "unavailable" when a required one fails. With
 // MANAGEMENT_PORT set it is not reachable on the application port.
 func (r *Registry) Detailed(w http.ResponseWriter, req *http.Request) {
-	results, requiredOK, allOK := r.Run(req.Context())
+	results, requiredOK := r.Run(req.Context())
 	body := detailedBody{
 		Status:        "ok",
 		Phase:         r.Phase(),
@@ -253,7 +260,7 @@ func (r *Registry) Detailed(w http.ResponseWriter, req *http.Request) {
 	case !requiredOK:
 		body.Status = "unavailable"
 		status = http.StatusServiceUnavailable
-	case !allOK:
+	case !AllOK(results):
 		body.Status = "degraded"
 	}
 	writeJSON(w, status, body)

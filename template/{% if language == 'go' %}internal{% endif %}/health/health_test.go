@@ -132,6 +132,16 @@ func TestReady(t *testing.T) {
 	}
 }
 
+func TestRunReportsRequiredChecks(t *testing.T) {
+	reg := NewRegistry(Info{})
+	reg.Register("database", time.Second, ok)
+	reg.RegisterOptional("cache", time.Second, failing)
+	results, requiredOK := reg.Run(context.Background())
+	if !requiredOK || AllOK(results) || results[1].Required || results[1].Status != StatusFail {
+		t.Errorf("Run = %v, %v", results, requiredOK)
+	}
+}
+
 func TestLiveIgnoresChecksAndDraining(t *testing.T) {
 	reg := NewRegistry(Info{})
 	reg.Register("database", time.Second, failing)
@@ -206,7 +216,7 @@ func TestDefaultTimeout(t *testing.T) {
 	reg := NewRegistry(Info{})
 	reg.Register("database", 0, blocking)
 	start := time.Now()
-	results, requiredOK, _ := reg.Run(context.Background())
+	results, requiredOK := reg.Run(context.Background())
 	if elapsed := time.Since(start); requiredOK || elapsed < DefaultTimeout || elapsed > 3*DefaultTimeout {
 		t.Errorf("Run = %v after %s, want a failure after %s", results, elapsed, DefaultTimeout)
 	}
@@ -254,7 +264,7 @@ func TestChecksRunConcurrently(t *testing.T) {
 	for _, name := range []string{"a", "b", "c", "d"} {
 		reg.Register(name, 5*time.Second, waitForOthers)
 	}
-	if results, _, allOK := reg.Run(context.Background()); !allOK {
+	if results, _ := reg.Run(context.Background()); !AllOK(results) {
 		t.Errorf("checks did not run concurrently: %v", results)
 	}
 }
@@ -274,7 +284,7 @@ func TestResultsKeepRegistrationOrder(t *testing.T) {
 	for _, name := range names {
 		reg.Register(name, time.Second, ok)
 	}
-	results, _, _ := reg.Run(context.Background())
+	results, _ := reg.Run(context.Background())
 	for i, res := range results {
 		if res.Name != names[i] {
 			t.Errorf("result %d is %q, want %q", i, res.Name, names[i])
