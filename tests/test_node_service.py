@@ -102,7 +102,7 @@ def json_lines(log: Path) -> list[dict]:
         if line.startswith("{"):
             lines.append(json.loads(line))
         else:
-            assert line.startswith(("node ", "npm ", ">", "make")) or not line.strip(), \
+            assert line.startswith(("node ", "npm ", ">", "make", "APP_ENV=")) or not line.strip(), \
                 f"not a JSON log line: {line!r}"
     return lines
 
@@ -152,12 +152,21 @@ def test_typescript_is_one_that_typescript_eslint_accepts(render):
 
 def test_env_example_documents_every_variable_the_service_reads(render):
     project = render(language="node")
-    schema = project.text("src/config.ts").split("z.object({", 1)[1].split("});", 1)[0]
+    schema = project.text("src/config.ts").split(".object({", 1)[1].split("\n  })", 1)[0]
     read = set(re.findall(r"^\s+([A-Z][A-Z0-9_]+):", schema, re.MULTILINE))
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", project.text(".env.example"), re.MULTILINE))
-    assert read == {"PORT", "APP_ENV", "LOG_LEVEL", "APP_VERSION", "SHUTDOWN_DELAY_SECONDS",
-                    "SHUTDOWN_TIMEOUT_SECONDS"}
+    assert read == {"PORT", "MANAGEMENT_PORT", "APP_ENV", "LOG_LEVEL", "APP_VERSION",
+                    "SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS"}
     assert read <= documented
+
+
+def test_make_run_is_development_unless_app_env_is_set(render):
+    """The service fails closed (APP_ENV unset = production); `make run` is for local work."""
+    project = render(language="node")
+    dry = run(["make", "-n", "run"], cwd=project.path).stdout
+    assert 'APP_ENV="${APP_ENV:-development}" node dist/server.js' in dry, dry
+    config = project.text("src/config.ts")
+    assert "APP_ENV: oneOf(APP_ENVS).default('production')" in config
 
 
 def test_default_port_follows_the_answer(render):
@@ -293,8 +302,8 @@ def test_make_run_serves_every_endpoint(node_service, tmp_path):
         assert status == 200 and json.loads(body) == {"name": SLUG, "version": "7.7.7"}
         request_id = headers["x-request-id"]
         assert headers["x-content-type-options"] == "nosniff"
-        assert "max-age=" in headers["strict-transport-security"]
-        assert "default-src 'self'" in headers["content-security-policy"]
+        assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert "strict-transport-security" not in headers, "HSTS is the TLS terminator's job"
 
         status, _, body = get(port, "/health")
         assert status == 200 and json.loads(body) == {"status": "ok"}
@@ -307,7 +316,7 @@ def test_make_run_serves_every_endpoint(node_service, tmp_path):
         assert status == 200
         assert detailed["status"] == "ok" and detailed["phase"] == "ready"
         assert detailed["version"] == "7.7.7" and detailed["environment"] == "staging"
-        assert detailed["uptimeSeconds"] >= 0 and detailed["checks"] == []
+        assert detailed["uptime_seconds"] >= 0 and detailed["checks"] == []
 
         status, headers, body = get(port, "/metrics")
         metrics = body.decode()
@@ -318,8 +327,9 @@ def test_make_run_serves_every_endpoint(node_service, tmp_path):
                          r'status_code="200"\} \d+$', metrics, re.MULTILINE)
         assert re.search(r"^process_resident_memory_bytes \d+", metrics, re.MULTILINE)
 
-        status, _, body = get(port, "/no-such-page")
-        assert status == 404 and json.loads(body)["error"] == "Not Found"
+        status, headers, body = get(port, "/no-such-page")
+        assert status == 404
+        assert json.loads(body) == {"error": "not_found", "request_id": headers["x-request-id"]}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -329,10 +339,12 @@ def test_make_run_serves_every_endpoint(node_service, tmp_path):
 
     lines = json_lines(log)
     requests = [line for line in lines if line.get("msg") == "request"]
-    home = [line for line in requests if line.get("reqId") == request_id]
+    home = [line for line in requests if line.get("request_id") == request_id]
     assert len(home) == 1, "one log line per request, with its request id"
-    assert home[0]["level"] == "info" and home[0]["route"] == "/" and home[0]["statusCode"] == 200
-    assert {line.get("path") for line in requests} >= {"/", "/health/detailed", "/no-such-page"}
+    assert home[0]["level"] == "info" and home[0]["route"] == "/" and home[0]["status"] == 200
+    paths = {line.get("path") for line in requests}
+    assert paths >= {"/", "/no-such-page"}
+    assert not paths & {"/health", "/ready", "/health/detailed", "/metrics"}, "probes log at debug"
     assert any(line.get("msg", "").startswith("drained") for line in lines)
 
 
