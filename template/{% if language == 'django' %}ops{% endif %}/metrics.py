@@ -23,6 +23,10 @@ from prometheus_client import (
 # series without end.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+# Set by the gunicorn master (ops.server.prepare_metrics_dir) for its workers: not configuration.
+# (Not imported from ops.server: the master must not import this module, whose metrics would then
+# be created before multiprocess mode is on and inherited by every worker.)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LABELS = ("method", "route", "status_code")
 
@@ -42,7 +46,7 @@ def exposition() -> tuple[bytes, str]:
     """The text exposition and its content type: every gunicorn worker's series added up when
     PROMETHEUS_MULTIPROC_DIR is set (ops/server.py sets it in the master), else this process's
     (tests, manage.py), with its runtime metrics."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
