@@ -89,7 +89,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "migrate_command": [],
     },
     "go": {
-        "display_name": "Go (standard library)",
+        "display_name": "Go",
         "default_port": 8080,
         "version_question": "go_version",
         "versions": ["1.27.3", "1.26.6"],
@@ -98,10 +98,10 @@ FACTS: dict[str, dict[str, Any]] = {
         # shell, no package manager (docs/decisions/0010-go-runtime-image-distroless.md)
         "runtime_image": "gcr.io/distroless/static-debian13:nonroot",
         "uid": 65532,
-        "dependency_files": ["go.mod"],
+        "dependency_files": ["go.mod", "go.sum"],
         "source_dirs": ["cmd", "internal"],
         "seeded_dir": "internal/app",
-        "setup_command": "go mod download",
+        "setup_command": "go mod download && go mod verify",
         "lint_command": 'test -z "$(gofmt -l .)" && go vet ./... && go mod tidy -diff',
         "typecheck_command": "go build ./... && go vet ./...",
         "test_command": "CGO_ENABLED=1 go test -race ./...",
