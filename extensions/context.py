@@ -130,7 +130,7 @@ FACTS: dict[str, dict[str, Any]] = {
             "logging": "internal/middleware/middleware.go",
             "metrics": "internal/metrics/metrics.go",
             "shutdown": "internal/server/server.go",
-            "security_headers": "",
+            "security_headers": "internal/middleware/middleware.go",
         },
         # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}},
