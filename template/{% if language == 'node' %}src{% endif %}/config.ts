@@ -61,6 +61,9 @@ const schema = z
   .refine((values) => values.MANAGEMENT_PORT !== values.PORT, {
     path: ['MANAGEMENT_PORT'],
     error: 'must differ from PORT',
+    // Compared even when other variables are bad, so that one failed start names them all.
+    when: ({ issues }) =>
+      !issues.some((issue) => ['PORT', 'MANAGEMENT_PORT'].includes(String(issue.path?.[0]))),
   });
 
 export interface ConfigProblem {

@@ -102,7 +102,11 @@ describe('configuration', () => {
       ['MANAGEMENT_PORT'],
     );
     assert.match(low.message, /MANAGEMENT_PORT must be a whole number from 1024 to 65535/);
-    const same = problemsOf({ PORT: '9090', MANAGEMENT_PORT: '9090' });
+    const same = problemsOf({ PORT: '9090', MANAGEMENT_PORT: '9090', LOG_LEVEL: 'loud' });
+    assert.deepEqual(
+      same.problems.map((p) => p.variable),
+      ['LOG_LEVEL', 'MANAGEMENT_PORT'],
+    );
     assert.match(same.message, /MANAGEMENT_PORT must differ from PORT \(got "9090"\)/);
   });
 
