@@ -79,7 +79,7 @@ FACTS: dict[str, dict[str, Any]] = {
             "logging": "src/plugins/request-log.ts",
             "metrics": "src/plugins/metrics.ts",
             "shutdown": "src/shutdown.ts",
-            "security_headers": "",
+            "security_headers": "src/plugins/security-headers.ts",
         },
         # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},

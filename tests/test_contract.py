@@ -62,7 +62,7 @@ import { join } from 'node:path';
 
 import type { RegisterChecks } from '../readiness.js';
 
-const flags = process.env.CONTRACT_FLAGS ?? '/nonexistent';
+const flags = process.env['CONTRACT_FLAGS'] ?? '/nonexistent';
 const failWhenFlagged = (name: string) => () => {
   if (existsSync(join(flags, name))) throw new Error(`${name} is down`);
   return Promise.resolve();
