@@ -184,10 +184,8 @@ FACTS: dict[str, dict[str, Any]] = {
              "meaning": "Database URL: empty in development (SQLite in db.sqlite3); PostgreSQL in staging "
                         "and production (postgres://USER:PASSWORD@HOST:5432/NAME, from a Secret)"},
             {"name": "WEB_CONCURRENCY", "default": "2", "required": False,
-             "meaning": "gunicorn worker processes; workers x threads requests run at once, so size "
-                        "them to the container's CPU limit"},
-            {"name": "GUNICORN_THREADS", "default": "4", "required": False,
-             "meaning": "Threads per gunicorn worker"},
+             "meaning": "gunicorn worker processes (gevent: each serves many connections at once); "
+                        "size them to the container's CPU limit"},
             {"name": "GUNICORN_TIMEOUT", "default": "30", "required": False,
              "meaning": "Seconds before gunicorn replaces a silent worker"},
         ],
@@ -206,9 +204,9 @@ FACTS: dict[str, dict[str, Any]] = {
             "health": "ops/views.py",
             "config": "config/env.py",
             "logging": "ops/logs.py",
-            "metrics": "ops/views.py",
+            "metrics": "ops/metrics.py",
             "shutdown": "ops/lifecycle.py",
-            "security_headers": "config/settings.py",
+            "security_headers": "ops/middleware.py",
         },
         # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations.
         # gunicorn runs several worker processes: more memory than the single-process runtimes.

@@ -23,7 +23,7 @@ from helpers import LANGUAGES
 
 pytestmark = pytest.mark.reliability
 DELAY = 2.0  # SHUTDOWN_DELAY_SECONDS for the drill
-SLOW = 1  # slow clients of each kind (see above: a gthread worker gives each a thread)
+SLOW = 1  # slow clients of each kind (tests/test_contract.py holds 64 of them for /health)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
