@@ -4,27 +4,34 @@
 Per language, natively (no Docker engine on the development machines):
 
 * time-to-ready: from process start until GET /ready answers 200 (median of --starts runs);
-* GET /health throughput and p99 latency under wrk (median of --rounds rounds, alternating the
-  service and the hello-world so that both see the same machine load).
+* throughput, p99 latency and resident memory (idle, and after the load) under wrk on two routes:
+  GET /health (the probe) and GET / (the seeded application route), median of --rounds rounds,
+  alternating the servers so that all see the same machine load.
 
-The hello-worlds answer /health and /ready with a constant JSON body and nothing else, on the
+The hello-worlds answer /health, /ready and / with a constant JSON body and nothing else, on the
 same framework and server settings: Go's net/http (ServeMux), Fastify (logger off), and Django
-behind gunicorn with the rendered gunicorn.conf.py's worker class, workers, threads and
-keep-alive. The rendered services run as in production (APP_ENV=production) at two log levels:
-`info` (the default: one JSON line per request) and `warning` (request lines off).
+behind gunicorn with the rendered gunicorn.conf.py's worker class, workers and keep-alive. The
+rendered service runs as in production (APP_ENV=production) at the default LOG_LEVEL=info.
 
-Targets (issue 10): throughput at least 0.9x the hello-world's, time-to-ready at most 1.2x.
+With --ablations, the service is also measured with each contract feature switched off in turn
+(bench/ablations/<language>.py: the edits that switch it off in a copy of the render), in the same
+run: what each feature costs.
 
-    .venv/bin/python bench/service_bench.py [--languages go node django] [--duration 5]
+Targets (issue 15): throughput at least 0.9x the hello-world's on both routes, p99 at most 1.5x,
+time-to-ready at most 1.2x.
+
+    .venv/bin/python bench/service_bench.py [--languages go node django] [--duration 5] [--ablations]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -37,7 +44,7 @@ from pathlib import Path
 from benchlib import ROOT, env, machine, render, sh, snapshot
 
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "reliability")]
-from harness import free_port, status_or_none  # noqa: E402
+from harness import free_port, status_or_none
 
 WRK_LUA = """\
 done = function(summary, latency, requests)
@@ -74,6 +81,7 @@ import Fastify from "fastify";
 const app = Fastify({ logger: false });
 app.get("/health", async () => ({ status: "ok" }));
 app.get("/ready", async () => ({ status: "ok" }));
+app.get("/", async () => ({ service: "hello", version: "bench" }));
 await app.listen({ port: Number(process.env.PORT), host: "127.0.0.1" });
 """
 
@@ -92,7 +100,11 @@ def ok(request):
     return JsonResponse({"status": "ok"})
 
 
-urlpatterns = [path("health", ok), path("ready", ok)]
+def index(request):
+    return JsonResponse({"service": "hello", "version": "bench"})
+
+
+urlpatterns = [path("health", ok), path("ready", ok), path("", index)]
 application = get_wsgi_application()
 """
 
@@ -119,12 +131,13 @@ class Server:
     env: dict[str, str]
 
 
-def prepare(language: str, project: Path, levels: list[str]) -> tuple[list[Server], Server]:
-    """Build the render (make setup build) and its hello-world; returns (service variants, hello)."""
+def prepare(language: str, project: Path) -> tuple[Server, Server]:
+    """Build the render (make setup build) and its hello-world; returns (service, hello)."""
     sh(["make", "setup", "build"], cwd=project)
     common = {
         "APP_ENV": "production",
         "APP_VERSION": "bench",
+        "LOG_LEVEL": "info",  # the default: one JSON line per application request
         "SHUTDOWN_DELAY_SECONDS": "0",
         "SHUTDOWN_TIMEOUT_SECONDS": "5",
     }
@@ -156,16 +169,44 @@ def prepare(language: str, project: Path, levels: list[str]) -> tuple[list[Serve
         command = [".venv/bin/gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
         # the hello-world reads the same gunicorn.conf.py values, so it needs the same environment
         hello = Server(
-            "django+gunicorn hello",
+            "gunicorn hello",
             project,
             [".venv/bin/gunicorn", "--config", "hello.gunicorn.conf.py", "hello_django:application"],
             dict(common),
         )
-    services = [
-        Server(f"service LOG_LEVEL={level}", project, command, {**common, "LOG_LEVEL": level})
-        for level in levels
-    ]
-    return services, hello
+    return Server("service", project, command, common), hello
+
+
+# What a build leaves that an ablated copy shares with the full build instead of rebuilding.
+SHARED = {"node": ["node_modules"], "go": [], "django": [".venv"]}
+
+
+def ablations(language: str) -> dict[str, list[tuple[str, str, str]]]:
+    """bench/ablations/<language>.py: per contract feature, the edits that switch it off."""
+    spec = importlib.util.spec_from_file_location(f"ablations_{language}",
+                                                  ROOT / "bench" / "ablations" / f"{language}.py")
+    if spec is None or spec.loader is None or not spec.origin or not Path(spec.origin).exists():
+        raise SystemExit(f"no bench/ablations/{language}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ABLATIONS
+
+
+def ablated(service: Server, language: str, feature: str, edits: list[tuple[str, str, str]]) -> Server:
+    """A copy of the built service with one contract feature switched off, rebuilt."""
+    dest = service.cwd.parent / f"without-{feature}"
+    shutil.copytree(service.cwd, dest, symlinks=True,
+                    ignore=shutil.ignore_patterns(*SHARED[language], "dist", "bin", "staticfiles"))
+    for name in SHARED[language]:
+        (dest / name).symlink_to(service.cwd / name)
+    for relative, old, new in edits:
+        path = dest / relative
+        text = path.read_text()
+        if text.count(old) != 1:
+            raise SystemExit(f"ablation {language}/{feature}: {old!r} occurs {text.count(old)} times in {relative}")
+        path.write_text(text.replace(old, new))
+    sh(["make", "build"], cwd=dest)
+    return Server(f"service without {feature}", dest, service.command, service.env)
 
 
 def start(server: Server, port: int) -> subprocess.Popen:
@@ -185,58 +226,71 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def rss_mb(proc: subprocess.Popen) -> float:
+    """Resident memory of the server's whole session (gunicorn's master and workers), in MB."""
+    # ps exits 1 when the session has no process left: then there is nothing resident
+    out = subprocess.run(["ps", "-o", "rss=", "--sid", str(proc.pid)], capture_output=True, text=True,
+                         check=False).stdout
+    return sum(int(kb) for kb in out.split()) / 1024
+
+
+def wait_ready(server: Server, proc: subprocess.Popen, port: int, began: float) -> float:
+    deadline = began + 120
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{server.name} exited with {proc.returncode}")
+        if status_or_none(port, "/ready", timeout=1) == 200:
+            return time.perf_counter() - began
+        time.sleep(0.005)
+    raise SystemExit(f"{server.name} not ready within 120 s")
+
+
 def time_to_ready(server: Server) -> float:
     port = free_port()
     began = time.perf_counter()
     proc = start(server, port)
     try:
-        deadline = began + 120
-        while time.perf_counter() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"{server.name} exited with {proc.returncode}")
-            if status_or_none(port, "/ready", timeout=1) == 200:
-                return time.perf_counter() - began
-            time.sleep(0.005)
-        raise SystemExit(f"{server.name} not ready within 120 s")
+        return wait_ready(server, proc, port, began)
     finally:
         stop(proc)
 
 
-def throughput(server: Server, seconds: int, connections: int, script: Path) -> tuple[float, float]:
+@dataclass
+class Run:
+    rps: float
+    p99_ms: float
+    idle_mb: float
+    loaded_mb: float
+
+
+# As the Gateway sends it: TLS ended in front of the service (Django redirects plain HTTP otherwise).
+WRK_HEADERS = ["-H", "X-Forwarded-Proto: https"]
+
+
+def throughput(server: Server, route: str, seconds: int, connections: int, script: Path) -> Run:
     port = free_port()
     proc = start(server, port)
     try:
-        deadline = time.perf_counter() + 120
-        while status_or_none(port, "/ready", timeout=1) != 200:
-            if proc.poll() is not None or time.perf_counter() > deadline:
-                raise SystemExit(f"{server.name} did not get ready")
-            time.sleep(0.02)
+        wait_ready(server, proc, port, time.perf_counter())
+        idle = rss_mb(proc)
+        url = f"http://127.0.0.1:{port}{route}"
         # warm-up (JIT, caches, worker threads), then the measured run
-        subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", "-d1s", "-s", str(script), f"http://127.0.0.1:{port}/health"],
-            capture_output=True,
-            check=True,
-        )
+        subprocess.run(["wrk", "-t1", f"-c{connections}", "-d1s", *WRK_HEADERS, "-s", str(script), url],
+                       capture_output=True, check=True)
         out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "-s",
-                str(script),
-                f"http://127.0.0.1:{port}/health",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *WRK_HEADERS, "-s", str(script), url],
+            capture_output=True, text=True, check=True,
         ).stdout
+        loaded = rss_mb(proc)
     finally:
         stop(proc)
-    result = json.loads(re.search(r"^WRK_JSON (\{.*\})$", out, re.M).group(1))
+    result = json.loads(re.search(r"^WRK_JSON (\{.*\})$", out, re.MULTILINE).group(1))
     if result["errors"]:
-        raise SystemExit(f"{server.name}: {result['errors']} failed requests under load")
-    return result["requests"] / result["seconds"], result["p99_ms"]
+        raise SystemExit(f"{server.name} {route}: {result['errors']} failed requests under load")
+    return Run(result["requests"] / result["seconds"], result["p99_ms"], idle, loaded)
+
+
+ROUTES = ["/health", "/"]
 
 
 def main() -> None:
@@ -246,11 +300,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--ablations", action="store_true",
+                        help="also measure the service with each contract feature switched off in turn")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(
-        f"wrk: 1 thread, {args.connections} connections, {args.duration} s x {args.rounds} rounds; "
-        f"time-to-ready: median of {args.starts} starts"
+        f"wrk: 1 thread, {args.connections} connections, {args.duration} s x {args.rounds} rounds per route; "
+        f"time-to-ready: median of {args.starts} starts; LOG_LEVEL=info"
     )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -260,35 +316,31 @@ def main() -> None:
         template = snapshot(tmp_path)
         for language in args.languages:
             project = render(template, tmp_path / language / "project", language=language)
-            services, hello = prepare(language, project, ["info", "warning"])
-            ready = {
-                s.name: statistics.median(time_to_ready(s) for _ in range(args.starts))
-                for s in [hello, *services]
-            }
-            runs: dict[str, list[tuple[float, float]]] = {s.name: [] for s in [hello, *services]}
-            for _ in range(args.rounds):
-                for server in [hello, *services]:
-                    runs[server.name].append(throughput(server, args.duration, args.connections, script))
-            base_rps = statistics.median(r for r, _ in runs[hello.name])
-            for server in [hello, *services]:
-                rps = statistics.median(r for r, _ in runs[server.name])
-                p99 = statistics.median(p for _, p in runs[server.name])
-                rows.append(
-                    (
-                        language,
-                        server.name,
-                        ready[server.name],
-                        ready[server.name] / ready[hello.name],
-                        rps,
-                        rps / base_rps,
-                        p99,
-                    )
-                )
-    header = ("language", "server", "ready s", "x hello", "req/s", "x hello", "p99 ms")
-    print("\n{:<8} {:<26}{:>9}{:>9}{:>10}{:>9}{:>9}".format(*header))
-    for language, name, ready_s, ready_x, rps, rps_x, p99 in rows:
-        print(f"{language:<8} {name:<26}{ready_s:>9.3f}{ready_x:>9.2f}{rps:>10.0f}{rps_x:>9.2f}{p99:>9.2f}")
-    print("\ntargets: time-to-ready x hello <= 1.20; throughput x hello >= 0.90")
+            service, hello = prepare(language, project)
+            servers = [hello, service]
+            if args.ablations:
+                servers += [ablated(service, language, feature, edits)
+                            for feature, edits in ablations(language).items()]
+            ready = {s.name: statistics.median(time_to_ready(s) for _ in range(args.starts)) for s in servers}
+            for route in ROUTES:
+                runs: dict[str, list[Run]] = {s.name: [] for s in servers}
+                for _ in range(args.rounds):  # alternate, so that every server sees the same load
+                    for server in servers:
+                        runs[server.name].append(throughput(server, route, args.duration, args.connections, script))
+                base = {key: statistics.median(getattr(r, key) for r in runs[hello.name]) for key in ("rps", "p99_ms")}
+                for server in servers:
+                    median = {key: statistics.median(getattr(r, key) for r in runs[server.name])
+                              for key in ("rps", "p99_ms", "idle_mb", "loaded_mb")}
+                    rows.append((language, server.name, route, ready[server.name],
+                                 ready[server.name] / ready[hello.name], median["rps"], median["rps"] / base["rps"],
+                                 median["p99_ms"], median["p99_ms"] / base["p99_ms"],
+                                 median["idle_mb"], median["loaded_mb"]))
+    print("\n| language | server | route | ready s | x hello | req/s | x hello | p99 ms | x hello | RSS idle MB | RSS loaded MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for language, name, route, ready_s, ready_x, rps, rps_x, p99, p99_x, idle, loaded in rows:
+        print(f"| {language} | {name} | `{route}` | {ready_s:.3f} | {ready_x:.2f} | {rps:,.0f} | {rps_x:.2f} "
+              f"| {p99:.1f} | {p99_x:.2f} | {idle:.0f} | {loaded:.0f} |".replace(",", " "))
+    print("\ntargets: throughput x hello >= 0.90 on both routes; p99 x hello <= 1.50; time-to-ready x hello <= 1.20")
 
 
 if __name__ == "__main__":
