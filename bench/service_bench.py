@@ -68,9 +68,14 @@ func main() {
 \t\tw.Header().Set("Content-Type", "application/json")
 \t\t_, _ = w.Write([]byte(`{"status":"ok"}`))
 \t}
+\tindex := func(w http.ResponseWriter, r *http.Request) {
+\t\tw.Header().Set("Content-Type", "application/json")
+\t\t_, _ = w.Write([]byte(`{"service":"hello","version":"bench"}`))
+\t}
 \tmux := http.NewServeMux()
 \tmux.HandleFunc("GET /health", ok)
 \tmux.HandleFunc("GET /ready", ok)
+\tmux.HandleFunc("GET /{$}", index)
 \t_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux)
 }
 """
