@@ -451,6 +451,23 @@ def env_vars(facts: dict[str, Any], port: Any) -> list[dict[str, Any]]:
                  local=str(var.get("local", var["default"])).format(port=port)) for var in merged]
 
 
+# Who the service's pods talk to (deploy/k8s/base/networkpolicy.yaml, docs/kubernetes.md): by
+# namespace, through the label Kubernetes sets on every namespace. A platform whose Gateway,
+# Prometheus or DNS run elsewhere changes these once, in its fork, for the whole fleet.
+NETWORK = {
+    # the Gateway (or ingress controller) pods that forward user traffic to the application port
+    "gateway_namespace": "gateway-system",
+    # Prometheus, which scrapes the management port
+    "monitoring_namespace": "monitoring",
+    # cluster DNS: the pods labelled k8s-app=kube-dns (CoreDNS keeps that label) in kube-system
+    "dns_namespace": "kube-system",
+    "dns_pod_label": {"k8s-app": "kube-dns"},
+    # the database of a service that has one: its port, at any address (managed databases live
+    # outside the cluster)
+    "database_port": 5432,
+}
+
+
 # The port of the operational endpoints in Kubernetes and compose (docs/service-contract.md): one
 # every service of a fleet shares, unless the service's own port is that one.
 MANAGEMENT_PORT = 9090
@@ -485,6 +502,7 @@ class ContextUpdater(ContextHook):
         port = context.get("port", facts["default_port"])
         context["env_vars"] = env_vars(facts, port)
         context["management_port"] = management_port(port)
+        context["network"] = NETWORK
 
 
 class Filters(Extension):

@@ -17,7 +17,7 @@ import kubernetes_validate.utils
 import pytest
 from helpers import MATRIX, STRATEGIES, run
 
-from extensions.context import FACTS, management_port
+from extensions.context import FACTS, NETWORK, management_port
 
 # kubernetes-validate re-reads its (multi-megabyte) schema files on every call; they never change
 # during a session, so read each once: the validation itself is unchanged.
@@ -207,10 +207,33 @@ def assert_ports_agree(project, env):
         backends = [ref for rule in route["spec"]["rules"] for ref in rule.get("backendRefs", [])]
         assert backends and {ref["port"] for ref in backends} == {port}, "the route reaches PORT only"
     (policy,) = of_kind(objects, "NetworkPolicy")
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    assert [r["ports"] for r in policy["spec"]["ingress"]] == \
-        [[{"protocol": "TCP", "port": port}, {"protocol": "TCP", "port": management}]]
     assert all(selects(policy["spec"]["podSelector"]["matchLabels"], labels) for labels in pod_labels)
+    assert_network_policy(project, policy, port, management)
+
+
+def namespace_of(peer: dict) -> str:
+    assert set(peer) <= {"namespaceSelector", "podSelector"}, f"a peer by address or unselected: {peer}"
+    return peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+
+
+def assert_network_policy(project, policy, port, management):
+    """Default deny in and out; in: the Gateway on PORT, Prometheus on the management port; out:
+    DNS, and the database where there is one (NETWORK in extensions/context.py)."""
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    ingress = {(namespace_of(peer), rule_port["port"]) for rule in spec["ingress"]
+               for peer in rule["from"] for rule_port in rule["ports"]}
+    assert ingress == {(NETWORK["gateway_namespace"], port), (NETWORK["monitoring_namespace"], management)}
+    assert all(rule["from"] and rule["ports"] for rule in spec["ingress"]), "an ingress rule open to all"
+    dns, *rest = spec["egress"]
+    assert [namespace_of(peer) for peer in dns["to"]] == [NETWORK["dns_namespace"]]
+    assert dns["to"][0]["podSelector"]["matchLabels"] == NETWORK["dns_pod_label"]
+    assert sorted((p["protocol"], p["port"]) for p in dns["ports"]) == [("TCP", 53), ("UDP", 53)]
+    if facts(project)["has_database"]:
+        (database,) = rest
+        assert "to" not in database and database["ports"] == [{"protocol": "TCP", "port": NETWORK["database_port"]}]
+    else:
+        assert rest == [], "egress beyond DNS for a service without a database"
 
 
 @pytest.mark.parametrize("env", ENVS)
