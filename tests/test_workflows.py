@@ -370,6 +370,69 @@ def test_deploy_promotes_one_signed_digest_from_staging_to_production(gh):
     assert summary["if"] == "always()" and set(summary["needs"]) == {"image", "staging", "production"}
 
 
+def test_only_commits_on_main_are_deployed(render, tmp_path):
+    """The deploy workflow's `source` job, run as GitHub runs it, in a clone whose origin has main."""
+    deploy = load(render(language="go").path / ".github/workflows/deploy.yml")
+    source = deploy["jobs"]["source"]
+    assert deploy["jobs"]["image"]["needs"] == "source", "nothing is built before the check"
+    assert step_named(source, "Check out")["with"]["fetch-depth"] == 0
+    script = step_named(source, "Refuse a commit that is not on main")["run"]
+
+    def git(*args: str, cwd: Path) -> str:
+        return run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd).stdout.strip()
+
+    origin, clone = tmp_path / "origin", tmp_path / "clone"
+    origin.mkdir()
+    git("init", "--initial-branch=main", cwd=origin)
+    git("commit", "--allow-empty", "-m", "one", cwd=origin)
+    git("commit", "--allow-empty", "-m", "two", cwd=origin)
+    git("clone", "--quiet", str(origin), str(clone), cwd=tmp_path)
+    released = git("rev-parse", "HEAD~1", cwd=clone)
+    git("switch", "--quiet", "--create", "1.4.2", cwd=clone)
+    git("commit", "--allow-empty", "-m", "not reviewed", cwd=clone)
+    branch = git("rev-parse", "HEAD", cwd=clone)
+    git("tag", "v9.9.9", cwd=clone)  # a tag on a commit main does not have
+
+    on_main = run_script(script, clone, GITHUB_SHA=released, GITHUB_REF="refs/tags/v1.0.0")
+    assert on_main.returncode == 0 and f"{released} is on main" in on_main.stdout, on_main
+    for ref in ("refs/tags/v9.9.9", "refs/heads/1.4.2"):
+        refused = run_script(script, clone, GITHUB_SHA=branch, GITHUB_REF=ref)
+        assert refused.returncode == 1, refused
+        assert f"::error::{ref} ({branch}) is not on main" in refused.stdout, refused.stdout
+
+
+def test_no_branch_writes_a_release_looking_image_tag(gh):
+    meta = step_named(load(gh.path / ".github/workflows/deploy.yml")["jobs"]["image"], "Tags and labels")
+    rules = [dict(part.split("=", 1) for part in line.split(",") if "=" in part)
+             for line in meta["with"]["tags"].splitlines() if line.strip()]
+    branch_rules = [rule for rule in rules if rule.get("event") == "branch"]
+    assert branch_rules, "no branch tag at all"
+    release = re.compile(r"^v?\d+(\.\d+){0,2}(-[0-9A-Za-z.-]+)?$")
+    for rule in branch_rules:
+        # docker/metadata-action: type=ref,event=branch writes prefix + branch name (+ suffix)
+        for branch in ("1.4.2", "v1.4.2", "1.4", "main"):
+            tag = rule.get("prefix", "") + branch + rule.get("suffix", "")
+            assert not release.match(tag), f"a branch named {branch} writes the image tag {tag}"
+    # type=match applies to git tags only; type=sha writes sha-<commit>
+    assert {rule["type"] for rule in rules} <= {"sha", "ref", "match"}
+
+
+def test_cosign_verify_pins_this_repositorys_deploy_workflow(gh):
+    doc = gh.text("docs/ci-cd.md")
+    (pattern,) = re.findall(r"--certificate-identity-regexp '([^']+)'", doc)
+    identity = re.compile(pattern)
+    owner, slug = gh.recorded_answers["github_owner"], gh.recorded_answers["project_slug"]
+    workflow = f"https://github.com/{owner}/{slug}/.github/workflows/deploy.yml@"
+    for ref in ("refs/heads/main", "refs/tags/v1.2.3", "refs/tags/v1.2.3-rc.1"):
+        assert identity.match(workflow + ref), ref
+    for other in (workflow + "refs/heads/feature", workflow + "refs/heads/main-evil",
+                  f"https://github.com/{owner}/other/.github/workflows/deploy.yml@refs/heads/main",
+                  f"https://github.com/{owner}/{slug}/.github/workflows/ci.yml@refs/heads/main",
+                  workflow + "refs/tags/v1"):
+        assert not identity.match(other), other
+    assert "--certificate-identity " not in doc and "--certificate-oidc-issuer https://token.actions.githubusercontent.com" in doc
+
+
 def test_semver_tags_on_releases_without_latest(gh):
     meta = step_named(load(gh.path / ".github/workflows/deploy.yml")["jobs"]["image"], "Tags and labels")
     patterns = [re.search(r"pattern=(\S+?),group=1", line).group(1)
