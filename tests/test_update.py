@@ -513,3 +513,51 @@ def test_pre_commit_hook_refuses_conflict_markers_and_rej_files(private_render, 
     refused = run(["pre-commit", "run"], cwd=repo, check=False, **env)
     assert refused.returncode != 0
     assert "README.md: conflict markers" in refused.stdout and "Dockerfile.rej" in refused.stdout
+
+
+# ------------------------------------------------------------------------------------------------
+# The rendered template-update workflow, its two jobs run as GitHub runs them
+# ------------------------------------------------------------------------------------------------
+def test_template_update_workflow_proposes_read_only_and_applies_without_template_code(template_repo, tmp_path):
+    """`propose` runs the real `copier update` and hands over a patch; `pull-request`, in a fresh
+    clone with no copier on PATH, applies it and gets exactly the updated tree."""
+    from test_workflows import load, run_script, step_named  # noqa: PLC0415 - the workflow helpers
+
+    repo = template_repo.service(OLD, "go", "rolling", tmp_path / "service")
+    insert_after_first_line(repo / "Makefile", TEAM_MAKEFILE_LINE)
+    # where v0.2.0 inserts its own line: a conflict the pull request must list
+    insert_after_first_line(repo / "README.md", "\nThe team wrote this line.\n")
+    commit_all(repo, "Team edits")
+    workflow = load(repo / ".github/workflows/template-update.yml")
+    artifact, outputs = tmp_path / "artifact", tmp_path / "github-output"
+    outputs.write_text("")
+    proposed = run_script(step_named(workflow["jobs"]["propose"], "copier update")["run"], repo,
+                          OUT=str(artifact), GITHUB_OUTPUT=str(outputs), TEMPLATE_REF=NEW, **GIT_ENV)
+    assert proposed.returncode == 0, proposed.stderr
+    assert outputs.read_text() == "changed=true\n"
+    commit = git(template_repo.path, "rev-parse", f"{NEW}^{{commit}}").strip()
+    assert (artifact / "title.txt").read_text() == f"Update from the template: {OLD} to {NEW}\n"
+    body = (artifact / "body.md").read_text()
+    assert f"`{OLD}` to `{NEW}` (commit `{commit}`) of {template_repo.path}" in body
+    assert f"CHANGELOG.md of {template_repo.path} at {NEW}" in body and "```\nREADME.md\n```" in body
+    assert markers(repo / "README.md"), "the conflict is in the tree the pull request carries"
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(repo), str(clone))
+    outputs.write_text("")
+    applied = run_script(step_named(workflow["jobs"]["pull-request"], "Apply the patch")["run"], clone,
+                         IN=str(artifact), GITHUB_OUTPUT=str(outputs), PATH="/usr/bin:/bin")
+    assert applied.returncode == 0, applied.stderr
+    assert outputs.read_text() == f"title=Update from the template: {OLD} to {NEW}\n"
+    assert files(clone) == files(repo)
+    for rel in files(repo):
+        assert (clone / rel).read_bytes() == (repo / rel).read_bytes(), rel
+    assert TEAM_MAKEFILE_LINE in (clone / "Makefile").read_text(), "the team's edit survives"
+    assert recorded(clone)["_commit"] == NEW
+
+    # merged: the next run finds nothing to do
+    commit_all(clone, "Update from the template")
+    outputs.write_text("")
+    again = run_script(step_named(workflow["jobs"]["propose"], "copier update")["run"], clone,
+                       OUT=str(tmp_path / "again"), GITHUB_OUTPUT=str(outputs), TEMPLATE_REF=NEW, **GIT_ENV)
+    assert again.returncode == 0 and outputs.read_text() == "changed=false\n", again.stderr

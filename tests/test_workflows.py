@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import MATRIX, ROOT, Project, run, tool_env
+from helpers import MATRIX, ROOT, VENV_BIN, Project, run, tool_env
 from ruamel.yaml import YAML
 
 from extensions.context import FACTS
@@ -37,6 +37,7 @@ PINS: dict[str, tuple[str, str]] = {
     "actions/setup-node": ("820762786026740c76f36085b0efc47a31fe5020", "v7.0.0"),
     "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
     "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
     "anchore/sbom-action": ("e22c389904149dbc22b58101806040fa8d37a610", "v0.24.0"),
     "astral-sh/setup-uv": ("20cfd1bf945f4377ade1205e4dbc17946fc9a30d", "v10.0.1"),
     "docker/build-push-action": ("53b7df96c91f9c12dcc8a07bcb9ccacbed38856a", "v7.3.0"),
@@ -563,41 +564,60 @@ def test_ci_lints_with_the_versions_the_template_tests_with(gh):
     assert all(dev_pins()[name] == version for name, version in specs), specs
 
 
-def test_template_update_uses_the_recorded_answers_and_the_pinned_copier(gh):
+def requirement_pins(path: Path) -> dict[str, list[str]]:
+    """name==version -> its --hash values, from a pip requirements file with hashes."""
+    pins: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=\S)", path.read_text()):
+        if block.startswith("#") or not block.strip():
+            continue
+        name = re.match(r"([A-Za-z0-9_.-]+==\S+)", block).group(1)
+        pins[name] = re.findall(r"--hash=(sha256:[0-9a-f]{64})", block)
+    return pins
+
+
+def test_template_update_runs_template_code_without_write_access(gh):
+    """`copier update --trust` runs in a read-only job with no secrets and no cache; the job that
+    may write runs no template code (docs/ci-cd.md of the render: "Template updates")."""
     workflow = load(gh.path / ".github/workflows/template-update.yml")
     assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
-    job = workflow["jobs"]["update"]
-    pins = dev_pins()
-    install = step_named(job, "Install Copier")["run"]
+    assert workflow["permissions"] == {"contents": "read"}
+    propose, pull_request = workflow["jobs"]["propose"], workflow["jobs"]["pull-request"]
+    assert propose["permissions"] == {"contents": "read"}
+    text = (gh.path / ".github/workflows/template-update.yml").read_text()
+    propose_text = text[text.index("  propose:"):text.index("  pull-request:")]
+    pr_text = text[text.index("  pull-request:"):]
+    assert "secrets." not in propose_text, "the job that runs template code holds a secret"
+    assert "copier update --trust --defaults" in step_named(propose, "copier update")["run"]
+    assert "copier" not in " ".join(s.get("run", "") for s in pull_request["steps"]), "template code in the writing job"
+    assert not any("setup-python" in u for u in uses_of(pull_request))
+    # no cache anywhere in the workflow: nothing it writes reaches the release build's cache
+    assert not any("actions/cache" in u for u in uses_of(propose) + uses_of(pull_request))
+    assert all("cache" not in (s.get("with") or {}) for s in propose["steps"] + pull_request["steps"])
+    install = step_named(propose, "Install Copier")["run"]
+    assert "--require-hashes" in install.split() and ".github/template-update/requirements.txt" in install
+    pins = requirement_pins(gh.path / ".github/template-update/requirements.txt")
+    dev = dev_pins()
     for package in ("copier", "copier-template-extensions"):
-        assert f"{package}=={pins[package]}" in install.split()
-    assert "copier update --trust --defaults" in step_named(job, "copier update")["run"]
-    pr = step_named(job, "Open or update the pull request")
+        assert f"{package}=={dev[package]}" in pins, f"{package} pinned as the template's own tests use it"
+    assert all(hashes for hashes in pins.values()), "a requirement without a hash"
+    assert pull_request["needs"] == "propose" and pull_request["if"] == "needs.propose.outputs.changed == 'true'"
+    assert pull_request["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert "git apply --index --binary" in step_named(pull_request, "Apply the patch")["run"]
+    pr = step_named(pull_request, "Open or update the pull request")
     assert pr["uses"].startswith("peter-evans/create-pull-request@")
-    assert pr["with"]["branch"] == "template-update"
+    assert pr["with"]["branch"] == "template-update" and pr["with"]["body-path"].endswith("/body.md")
+    assert "TEMPLATE_UPDATE_TOKEN" in pr_text
 
 
-def test_template_update_reports_the_versions_and_conflicts(tmp_path, render):
-    """The update step's bookkeeping, with a stand-in copier that moves the recorded commit."""
-    project = render(language="go", deployment_strategy="rolling").clone_to(tmp_path / "repo")
-    script = step_named(load(project.path / ".github/workflows/template-update.yml")["jobs"]["update"],
-                        "copier update")["run"]
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "copier"
-    fake.write_text("#!/usr/bin/env bash\nsed -i 's/^_commit: .*/_commit: v9.9.9/' .copier-answers.yml\n"
-                    "printf '<<<<<<< before updating\\nold\\n=======\\nnew\\n>>>>>>> after updating\\n' >> Makefile\n")
-    fake.chmod(0o755)
-    run(["git", "init", "-q"], cwd=project.path)
-    run(["git", "add", "-A"], cwd=project.path)
-    before = project.recorded_answers["_commit"]
-    output = tmp_path / "output"
-    output.write_text("")
-    out = run_script(script, project.path, GITHUB_OUTPUT=str(output),
-                     PATH=f"{bin_dir}:{tool_env()['PATH']}")
-    assert out.returncode == 0, out.stderr
-    assert output.read_text() == (f"before={before}\nafter=v9.9.9\n"
-                                  "conflicts<<EOF_CONFLICTS\nMakefile\nEOF_CONFLICTS\n")
+def test_template_update_requirements_install_with_their_hashes(render, tmp_path):
+    """pip verifies every pinned file against its hash (from PyPI, as the workflow installs)."""
+    requirements = render(language="go").path / ".github/template-update/requirements.txt"
+    out = run([str(VENV_BIN / "python"), "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
+               "--require-hashes", "--python-version", "3.13", "--only-binary=:all:",
+               "--platform", "manylinux_2_17_x86_64", "-r", str(requirements), "-d", str(tmp_path / "wheels")],
+              cwd=tmp_path, timeout=300)
+    assert "Saved" in out.stdout or "File was already downloaded" in out.stdout, out.stdout
+    assert len(list((tmp_path / "wheels").iterdir())) == len(requirement_pins(requirements))
 
 
 def test_dependabot_watches_actions_images_and_the_languages_packages(gh):
