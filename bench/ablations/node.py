@@ -9,16 +9,16 @@ ABLATIONS: dict[str, list[tuple[str, str, str]]] = {
     "request_log": [
         (
             "src/plugins/request-log.ts",
-            "  app.addHook('onResponse', async (request, reply) => {\n    const route",
-            "  if (false as boolean) app.addHook('onResponse', async (request, reply) => {\n    const route",
+            "  app.addHook('onResponse', (request, reply, next) => {\n    const route",
+            "  if (false as boolean) app.addHook('onResponse', (request, reply, next) => {\n    const route",
         ),
     ],
     # the per-request count and histogram, and the process metrics set up at start
     "metrics": [
         (
             "src/plugins/metrics.ts",
-            "  app.addHook('onResponse', async (request, reply) => {\n    metrics.observe(",
-            "  if (false as boolean) app.addHook('onResponse', async (request, reply) => {\n    metrics.observe(",
+            "  app.addHook('onResponse', (request, reply, next) => {\n    metrics.observe(",
+            "  if (false as boolean) app.addHook('onResponse', (request, reply, next) => {\n    metrics.observe(",
         ),
         ("src/plugins/metrics.ts", "    collectDefaultMetrics({ register: this.registry });\n", ""),
     ],

@@ -16,7 +16,7 @@ const SECURITY_HEADERS = {
   'cross-origin-resource-policy': 'same-origin',
 };
 
-// Headers helmet would send by default and the other languages do not.
+// Headers that security middlewares (helmet) send by default and the other languages do not.
 const NOT_SENT = [
   'strict-transport-security',
   'origin-agent-cluster',

@@ -32,9 +32,11 @@ const health: FastifyPluginAsync<HealthOptions> = async (
   { config, lifecycle, checks, metrics },
 ) => {
   // Probes and scrapes must never see a cached answer. This plugin is encapsulated (not wrapped
-  // in fastify-plugin), so the hook covers exactly the routes below.
-  app.addHook('onRequest', async (_request, reply) => {
+  // in fastify-plugin), so the hook covers exactly the routes below. Synchronous, like every
+  // per-request hook of the service: an async one costs a promise and a microtask.
+  app.addHook('onRequest', (_request, reply, next) => {
     void reply.header('cache-control', 'no-store');
+    next();
   });
 
   app.get('/health', async () => ({ status: 'ok' }));
