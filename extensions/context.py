@@ -222,7 +222,10 @@ FACTS: dict[str, dict[str, Any]] = {
 }
 
 # Files no image or repository of any language should carry (secrets, VCS, editors, CI, docs).
-COMMON_DOCKERIGNORE = [".git", ".github", ".env", ".env.*", "!.env.example", "*.md", "docs",
+# Docker's matcher anchors a pattern without "**/" at the context root: secrets are kept out at
+# every depth (the Dockerfiles copy whole source folders).
+COMMON_DOCKERIGNORE = [".git", ".github", "**/.env", "**/.env.*", "!**/.env.example", "**/*.pem", "**/*.key",
+                       "**/.npmrc", "*.md", "docs",
                        "deploy", "compose.yaml", "Makefile", ".editorconfig", ".vscode", ".idea",
                        "*.swp", ".DS_Store", ".copier-answers.yml", ".pre-commit-config.yaml", "team.mk",
                        "scripts/check-no-conflicts.sh", "scripts/readiness.*", "*.rej", "*.orig"]
@@ -331,8 +334,18 @@ _TEMPLATE_DELIMITERS = ("{{", "{%", "{#")
 _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
 
 
-def text_error(value: Any) -> str:
+# Free text lands in a Dockerfile LABEL, Markdown headings and paragraphs, package metadata: one
+# line, and short enough to read there.
+TEXT_MAX = {"project_name": 80, "description": 200}
+
+
+def text_error(value: Any, limit: int = 200) -> str:
     value = str(value)
+    if len(value) > limit:
+        return f"must be at most {limit} characters, got {len(value)}"
+    if value.endswith("\\"):
+        # the Dockerfile LABEL would end in an escaped backslash, which hadolint cannot parse
+        return "must not end with a backslash"
     bad = sorted({f"U+{ord(ch):04X}" for ch in value if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES})
     if bad:
         return ("must be one line of plain text, without control or invisible formatting characters "
@@ -341,6 +354,21 @@ def text_error(value: Any) -> str:
     if found:
         return f"must not contain template delimiters such as {found[0]!r} (they would be read as code)"
     return ""
+
+
+def dockerfile_string(value: Any) -> str:
+    """The inside of a double-quoted Dockerfile string: backslash, quote and $ escaped, so that the
+    LABEL carries the text as typed (no variable expansion, no line continuation)."""
+    return re.sub(r'([\\"$])', r"\\\1", str(value))
+
+
+# Characters Markdown (CommonMark, GitHub's and mkdocs' renderers) may read as markup or HTML.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&])")
+
+
+def markdown_text(value: Any) -> str:
+    """Free text as literal Markdown: every character that could start markup or HTML escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
 
 
 def port_error(value: Any) -> str:
@@ -516,12 +544,15 @@ class Filters(Extension):
             github_owner_error=github_owner_error,
             port_error=port_error,
             text_error=text_error,
+            dockerfile_string=dockerfile_string,
+            markdown_text=markdown_text,
             canary_steps_error=canary_steps_error,
             language_change_error=language_change_error,
             parse_steps=parse_steps,
         )
         environment.globals.update(
             FACTS=FACTS,
+            TEXT_MAX=TEXT_MAX,
             STRATEGIES=STRATEGIES,
             rendered=rendered,
         )

@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 
+import markdown
 import pytest
 from docker.utils.build import PatternMatcher
 from dockerfile_parse import DockerfileParser
@@ -22,7 +23,10 @@ from extensions.context import FACTS
 # What must never reach a build context, whatever the language.
 MUST_EXCLUDE = [".git/HEAD", ".env", ".env.production", ".github/workflows/ci.yml", "docs/runbook.md",
                 "deploy/k8s/base/kustomization.yaml", "compose.yaml", ".vscode/settings.json",
-                "notes.swp", ".DS_Store", ".copier-answers.yml"]
+                "notes.swp", ".DS_Store", ".copier-answers.yml",
+                # secrets at any depth: the Dockerfiles copy whole source folders
+                "src/.env", "internal/app/.env.local", "config/.env", "certs/server.pem", "a/b/tls.key",
+                "service/.npmrc", ".npmrc", "deep/er/still/.env.production"]
 
 
 def parse(project):
@@ -124,3 +128,20 @@ def test_dependency_files_are_copied_before_sources(render, language):
     first_src = min(i for i, srcs in copies for s in srcs
                     if s.rstrip("/") in FACTS[language]["source_dirs"] or s == ".")
     assert first_dep < first_src
+
+
+def test_free_text_lands_as_typed_in_the_label_and_the_markdown(render):
+    """A description with a trailing backslash, quotes, $VAR and Markdown/HTML: hadolint is clean,
+    the LABEL holds the text as typed, and the README shows it literally."""
+    text = 'Costs $HOME & "more" <b>bold</b> [x](javascript:y) # not a heading \\ C:\\temp'
+    project = render(language="go", description=text, project_name="Pay_ments <i>")
+    run(["hadolint", "--no-color", "Dockerfile"], cwd=project.path)
+    (quoted,) = re.findall(r'org\.opencontainers\.image\.description=("(?:[^"\\\\]|\\\\.)*")',
+                           project.text("Dockerfile"))
+    # Docker's lexer reads \\, \" and \$ inside double quotes as POSIX shells do: bash decodes it
+    # (the test text has no backtick, the one character whose meaning differs)
+    assert run(["bash", "-c", f"printf %s {quoted}"]).stdout == text
+    html = markdown.markdown(project.text("README.md"))
+    assert "<b>" not in html and "<i>" not in html and "href" not in html, html[:400]
+    assert html.startswith("<h1>Pay_ments &lt;i&gt;</h1>"), html[:200]
+    assert "Costs $HOME &amp; \"more\" &lt;b&gt;bold&lt;/b&gt; [x](javascript:y) # not a heading \\ C:\\temp" in html, html[:400]

@@ -8,6 +8,7 @@ with the same names, buckets and bounded label values in every language of the f
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -36,10 +37,20 @@ DURATION = Histogram(
 )
 
 
+# The labelled children of both series, by (method, route, status code): labels() validates
+# and converts its arguments and takes a lock on every call, so each combination is looked up
+# once per worker. Bounded like the label values themselves.
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe(method: str, route: str, status_code: int, seconds: float) -> None:
-    labels = (method if method in METHODS else "OTHER", route, str(status_code))
-    REQUESTS.labels(*labels).inc()
-    DURATION.labels(*labels).observe(seconds)
+    key = (method, route, status_code)
+    children = _children.get(key)
+    if children is None:
+        labels = (method if method in METHODS else "OTHER", route, str(status_code))
+        children = _children[key] = (REQUESTS.labels(*labels), DURATION.labels(*labels))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -27,7 +27,7 @@ from typing import Any
 from gunicorn import glogging
 
 from ops import lifecycle
-from ops.logs import JsonFormatter
+from ops.logs import ACCESS_FIELDS, AccessFormatter, JsonFormatter
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The operational endpoints (ops.middleware.OPS_ENDPOINTS; that module imports Django).
@@ -39,8 +39,10 @@ class JsonLogger(glogging.Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        formatter = JsonFormatter()
-        for log in (self.error_log, self.access_log):
+        for log, formatter in (
+            (self.error_log, JsonFormatter()),
+            (self.access_log, AccessFormatter()),
+        ):
             for handler in log.handlers:
                 if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
                     handler.setStream(sys.stdout)
@@ -51,27 +53,36 @@ class JsonLogger(glogging.Logger):
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
         if not self.access_log_enabled:
             return
-        headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
-        response_headers = {str(name).lower(): value for name, value in headers}
         status = getattr(resp, "status_code", None)
         path = environ.get("PATH_INFO")
         # Probes and scrapes call the operational endpoints every few seconds: debug, not info.
         level = logging.DEBUG if path in OPS_PATHS and status != 404 else logging.INFO
+        log = self.access_log
+        if not log.isEnabledFor(level):
+            return  # nothing is built for a line that will not be written (probes at info)
+        headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
+        # The request id is the last header ops.middleware.RequestIdMiddleware set.
+        request_id = next(
+            (value for name, value in reversed(list(headers)) if name.lower() == "x-request-id"),
+            None,
+        )
         # No query string, bodies, client address or user agent: they can hold personal data
         # or secrets. The request id joins this line to the application's own log lines.
-        self.access_log.log(
-            level,
-            "request",
-            extra={
-                "request_id": response_headers.get("x-request-id"),
-                "method": environ.get("REQUEST_METHOD"),
-                "path": path,
-                "status": status,
-                "duration_ms": round(request_time.total_seconds() * 1000, 2),
-                "bytes": getattr(resp, "sent", None),
-                "protocol": environ.get("SERVER_PROTOCOL"),
-            },
+        fields = {
+            "request_id": request_id,
+            "method": environ.get("REQUEST_METHOD"),
+            "path": path,
+            "status": status,
+            "duration_ms": round(request_time.total_seconds() * 1000, 2),
+            "bytes": getattr(resp, "sent", None),
+            "protocol": environ.get("SERVER_PROTOCOL"),
+        }
+        # makeRecord and handle, not log(): log() would also walk the stack for the caller's file
+        # and line, which no line shows. Handlers, filters and levels apply as usual.
+        record = log.makeRecord(
+            log.name, level, __file__, 0, "request", (), None, extra={ACCESS_FIELDS: fields}
         )
+        log.handle(record)
 
 
 def install_drain(server: Any, delay_seconds: float) -> None:

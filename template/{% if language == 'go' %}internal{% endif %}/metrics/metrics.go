@@ -12,6 +12,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,14 +31,11 @@ var labels = []string{"method", "route", "status_code"}
 // made-up methods cannot create new series without end.
 const OtherMethod = "OTHER"
 
-var knownMethods = map[string]bool{
-	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
-	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
-}
-
 // Method is the method label of a request method.
 func Method(method string) string {
-	if knownMethods[method] {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
 		return method
 	}
 	return OtherMethod
@@ -50,6 +48,21 @@ type Registry struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// series caches, per label set, the two series a request updates: a request then costs one
+	// map lookup, not two label hashes, a []string and a strconv.Itoa. Its keys are as bounded as
+	// the labels (known methods, route patterns, status codes).
+	series sync.Map // seriesKey -> *series
+}
+
+type seriesKey struct {
+	method, route string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors and the two request
@@ -79,10 +92,18 @@ func NewRegistry() *Registry {
 // Observe records one finished request. route must be a route pattern or "unmatched" (never a
 // raw path), so that the number of series stays bounded; method is bounded here.
 func (r *Registry) Observe(method, route string, status int, d time.Duration) {
-	values := []string{Method(method), route, strconv.Itoa(status)}
-	// WithLabelValues finds the series by a hash of the values: no allocation once it exists.
-	r.requests.WithLabelValues(values...).Inc()
-	r.duration.WithLabelValues(values...).Observe(d.Seconds())
+	key := seriesKey{Method(method), route, status}
+	cached, ok := r.series.Load(key)
+	if !ok {
+		values := []string{key.method, route, strconv.Itoa(status)}
+		cached, _ = r.series.LoadOrStore(key, &series{
+			requests: r.requests.WithLabelValues(values...),
+			duration: r.duration.WithLabelValues(values...),
+		})
+	}
+	s := cached.(*series)
+	s.requests.Inc()
+	s.duration.Observe(d.Seconds())
 }
 
 // Gatherer is the underlying registry, for tests and for exporting it elsewhere.

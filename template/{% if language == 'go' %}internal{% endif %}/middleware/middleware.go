@@ -14,12 +14,16 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 )
 
 // RequestIDHeader carries the request id in both directions.
 const RequestIDHeader = "X-Request-ID"
+
+// requestIDCanonical is RequestIDHeader as net/http keys it in a Header map.
+var requestIDCanonical = http.CanonicalHeaderKey(RequestIDHeader)
 
 // UnmatchedRoute is the route label of requests that matched no route pattern.
 const UnmatchedRoute = "unmatched"
@@ -48,11 +52,26 @@ var SecurityHeaders = map[string]string{
 }
 
 // Secure sets SecurityHeaders on every answer. Handlers may still override one.
+//
+// SecurityHeaders is read once, when the chain is built: per request, the headers cost one
+// allocation for all their values (not one per header, as Header.Set makes) and no map
+// iteration. Each answer still gets its own values, so a handler that edits one in place
+// changes only its own answer.
 func Secure(next http.Handler) http.Handler {
+	names := make([]string, 0, len(SecurityHeaders))
+	for name := range SecurityHeaders {
+		names = append(names, http.CanonicalHeaderKey(name))
+	}
+	slices.Sort(names)
+	values := make([]string, len(names))
+	for i, name := range names {
+		values[i] = SecurityHeaders[name]
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		for name, value := range SecurityHeaders {
-			h[name] = []string{value} // canonical names already: no Set's canonicalisation
+		own := slices.Clone(values)
+		for i, name := range names {
+			h[name] = own[i : i+1 : i+1] // a full slice: an Add appends to a copy, not to the next value
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -101,11 +120,16 @@ func RequestIDFrom(ctx context.Context) string {
 // several services) or makes a new one, puts it in the request context and answers it back.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
+		// The header maps are indexed with the canonical name: Header.Get and Set would
+		// canonicalise "X-Request-ID" (not canonical) on every call, with an allocation each.
+		var id string
+		if v := r.Header[requestIDCanonical]; len(v) > 0 {
+			id = v[0]
+		}
 		if !validRequestID(id) {
 			id = rand.Text()
 		}
-		w.Header().Set(RequestIDHeader, id)
+		w.Header()[requestIDCanonical] = []string{id}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
 }

@@ -1,0 +1,64 @@
+"""Log lines and request metrics: the fast paths write what the general ones would."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import random
+from typing import Any
+
+from prometheus_client import REGISTRY
+
+from ops import metrics
+from ops.logs import ACCESS_FIELDS, AccessFormatter, JsonFormatter, _iso_time
+
+FIELDS = {
+    "request_id": "trace-42",
+    "method": "GET",
+    "path": "/",
+    "status": 200,
+    "duration_ms": 1.25,
+    "bytes": 42,
+    "protocol": "HTTP/1.1",
+}
+
+
+def record(level: int = logging.INFO, **extra: Any) -> logging.LogRecord:
+    logger = logging.getLogger("gunicorn.access")
+    return logger.makeRecord(logger.name, level, __file__, 0, "request", (), None, extra=extra)
+
+
+def test_access_lines_are_what_the_general_formatter_writes() -> None:
+    access = record(**{ACCESS_FIELDS: FIELDS})
+    general = record(**FIELDS)
+    general.created = access.created
+    assert AccessFormatter().format(access) == JsonFormatter().format(general)
+
+
+def test_access_lines_keep_the_field_order_level_logger_message_fields_time() -> None:
+    line = json.loads(AccessFormatter().format(record(**{ACCESS_FIELDS: FIELDS})))
+    assert list(line) == ["level", "logger", "message", *FIELDS, "time"]
+
+
+def test_other_records_on_the_access_logger_use_the_general_formatter() -> None:
+    plain = record(logging.WARNING)
+    assert AccessFormatter().format(plain) == JsonFormatter().format(plain)
+
+
+def test_iso_time_is_isoformat_in_utc() -> None:
+    instants = [0.0, 1_700_000_000.0, 1_700_000_000.000001, 1_700_000_000.9999996]
+    instants += [random.uniform(1.6e9, 2.0e9) for _ in range(2000)]  # noqa: S311 - not crypto
+    for instant in instants:
+        expected = datetime.datetime.fromtimestamp(instant, datetime.UTC).isoformat()
+        assert _iso_time(instant) == expected, instant
+
+
+def test_observe_counts_each_request_with_bounded_labels() -> None:
+    labels = {"method": "OTHER", "route": "/observe-test", "status_code": "418"}
+    before = REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+    metrics.observe("BREW", "/observe-test", 418, 0.002)
+    metrics.observe("BREW", "/observe-test", 418, 0.002)  # the cached children this time
+    assert REGISTRY.get_sample_value("http_requests_total", labels) == before + 2
+    count = REGISTRY.get_sample_value("http_request_duration_seconds_count", labels)
+    assert count == before + 2
