@@ -18,8 +18,9 @@ const logBatchBytes = 16 << 10
 // goroutine writes as soon as it is woken, everything that waits in one write, so lines leave
 // within microseconds when idle and in batches under load.
 //
-// The buffer is bounded: when out falls LogBufferBytes behind, Write waits for room (the
-// behaviour of a direct write to a full pipe) rather than grow or drop lines. Close writes what
+// The buffer is bounded: when LogBufferBytes wait while out still takes the previous batch,
+// Write waits for room (the behaviour of a direct write to a full pipe) rather than grow or drop
+// lines. At most two buffers exist: the one being written and the one being filled. Close writes what
 // is left; Main closes it before the process exits, so a clean shutdown loses no line.
 type LogWriter struct {
 	out io.Writer
