@@ -362,13 +362,16 @@ def dockerfile_string(value: Any) -> str:
     return re.sub(r'([\\"$])', r"\\\1", str(value))
 
 
-# Characters Markdown (CommonMark, GitHub's and mkdocs' renderers) may read as markup or HTML.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&])")
+# Characters that start Markdown markup, escaped with a backslash as both GitHub (CommonMark) and
+# mkdocs (Python-Markdown) read it; HTML's own characters become entities, which both render.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!])")
+_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
 def markdown_text(value: Any) -> str:
-    """Free text as literal Markdown: every character that could start markup or HTML escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+    """Free text as literal Markdown: no markup, no HTML, the characters shown as typed."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+    return re.sub(r"[&<>]", lambda match: _HTML_ENTITIES[match.group()], escaped)
 
 
 def port_error(value: Any) -> str:

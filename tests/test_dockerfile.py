@@ -136,12 +136,13 @@ def test_free_text_lands_as_typed_in_the_label_and_the_markdown(render):
     text = 'Costs $HOME & "more" <b>bold</b> [x](javascript:y) # not a heading \\ C:\\temp'
     project = render(language="go", description=text, project_name="Pay_ments <i>")
     run(["hadolint", "--no-color", "Dockerfile"], cwd=project.path)
-    (quoted,) = re.findall(r'org\.opencontainers\.image\.description=("(?:[^"\\\\]|\\\\.)*")',
+    (quoted,) = re.findall(r'org\.opencontainers\.image\.description=("(?:[^"\\]|\\.)*")',
                            project.text("Dockerfile"))
     # Docker's lexer reads \\, \" and \$ inside double quotes as POSIX shells do: bash decodes it
     # (the test text has no backtick, the one character whose meaning differs)
     assert run(["bash", "-c", f"printf %s {quoted}"]).stdout == text
     html = markdown.markdown(project.text("README.md"))
-    assert "<b>" not in html and "<i>" not in html and "href" not in html, html[:400]
-    assert html.startswith("<h1>Pay_ments &lt;i&gt;</h1>"), html[:200]
-    assert "Costs $HOME &amp; \"more\" &lt;b&gt;bold&lt;/b&gt; [x](javascript:y) # not a heading \\ C:\\temp" in html, html[:400]
+    first = html.split("\n", 2)
+    assert first[0] == "<h1>Pay_ments &lt;i&gt;</h1>", first[0]
+    assert first[1] == ('<p>Costs $HOME &amp; "more" &lt;b&gt;bold&lt;/b&gt; [x](javascript:y) # not a heading '
+                        '\\ C:\\temp</p>'), first[1]
