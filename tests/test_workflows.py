@@ -525,7 +525,9 @@ def test_cluster_access_writes_a_private_kubeconfig(render, tmp_path, encoding):
     action = load(project.path / ".github/actions/cluster-access/action.yml")
     script = next(s for s in action["runs"]["steps"] if "run" in s)["run"]
     kubeconfig = ("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-                  "users: [{name: u, user: {token: t}}]\ncontexts: [{name: ctx, context: {cluster: c, user: u}}]\n"
+                  "users:\n- name: u\n  user:\n    token: sekret-token-1\n- name: v\n  user:\n"
+                  "    client-certificate-data: Q0VSVA==\n    client-key-data: 'S0VZLWRhdGE='\n"
+                  "contexts: [{name: ctx, context: {cluster: c, user: u}}]\n"
                   "current-context: ctx\n")
     secret = kubeconfig if encoding == "yaml" else base64.b64encode(kubeconfig.encode()).decode()
     out = run_script(script, tmp_path, HOME=str(tmp_path), KUBE_CONFIG=secret)
@@ -534,6 +536,10 @@ def test_cluster_access_writes_a_private_kubeconfig(render, tmp_path, encoding):
     assert written.read_text().strip() == kubeconfig.strip()
     assert written.stat().st_mode & 0o777 == 0o600
     assert "ctx" in out.stdout
+    # the decoded credentials are masked before anything runs that could print them
+    masks = [line.removeprefix("::add-mask::") for line in out.stdout.splitlines() if line.startswith("::add-mask::")]
+    assert masks == ["sekret-token-1", "Q0VSVA==", "S0VZLWRhdGE="], out.stdout
+    assert out.stdout.index("::add-mask::") < out.stdout.index("ctx")
     empty = run_script(script, tmp_path, HOME=str(tmp_path / "other"), KUBE_CONFIG="")
     assert empty.returncode == 1 and "KUBE_CONFIG is empty" in empty.stdout
 
