@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from ops import metrics
 from ops.logs import ACCESS_FIELDS, AccessFormatter, JsonFormatter, _iso_time
 
-FIELDS = {
+FIELDS: dict[str, Any] = {
     "request_id": "trace-42",
     "method": "GET",
     "path": "/",
@@ -24,25 +24,25 @@ FIELDS = {
 }
 
 
-def record(level: int = logging.INFO, **extra: Any) -> logging.LogRecord:
+def record(extra: dict[str, Any], level: int = logging.INFO) -> logging.LogRecord:
     logger = logging.getLogger("gunicorn.access")
     return logger.makeRecord(logger.name, level, __file__, 0, "request", (), None, extra=extra)
 
 
 def test_access_lines_are_what_the_general_formatter_writes() -> None:
-    access = record(**{ACCESS_FIELDS: FIELDS})
-    general = record(**FIELDS)
+    access = record({ACCESS_FIELDS: FIELDS})
+    general = record(FIELDS)
     general.created = access.created
     assert AccessFormatter().format(access) == JsonFormatter().format(general)
 
 
 def test_access_lines_keep_the_field_order_level_logger_message_fields_time() -> None:
-    line = json.loads(AccessFormatter().format(record(**{ACCESS_FIELDS: FIELDS})))
+    line = json.loads(AccessFormatter().format(record({ACCESS_FIELDS: FIELDS})))
     assert list(line) == ["level", "logger", "message", *FIELDS, "time"]
 
 
 def test_other_records_on_the_access_logger_use_the_general_formatter() -> None:
-    plain = record(logging.WARNING)
+    plain = record({}, logging.WARNING)
     assert AccessFormatter().format(plain) == JsonFormatter().format(plain)
 
 
