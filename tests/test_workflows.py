@@ -610,9 +610,45 @@ def test_template_update_runs_template_code_without_write_access(gh):
     assert pull_request["permissions"] == {"contents": "write", "pull-requests": "write"}
     assert "git apply --index --binary" in step_named(pull_request, "Apply the patch")["run"]
     pr = step_named(pull_request, "Open or update the pull request")
-    assert pr["uses"].startswith("peter-evans/create-pull-request@")
-    assert pr["with"]["branch"] == "template-update" and pr["with"]["body-path"].endswith("/body.md")
-    assert "TEMPLATE_UPDATE_TOKEN" in pr_text
+    assert pr["env"]["GH_TOKEN"] == "${{ secrets.TEMPLATE_UPDATE_TOKEN || github.token }}"
+    assert "TEMPLATE_UPDATE_TOKEN" in pr_text and "TEMPLATE_UPDATE_TOKEN" not in propose_text
+
+
+def test_template_update_pushes_one_branch_and_opens_or_edits_one_pull_request(render, tmp_path):
+    """The pull-request step against a real git origin. `gh` is a recording stand-in: GitHub is out
+    of reach here, and what matters is which pull request calls the step makes, and when."""
+    job = load(render(language="go").path / ".github/workflows/template-update.yml")["jobs"]["pull-request"]
+    script = step_named(job, "Open or update the pull request")["run"]
+    origin, work, bin_dir = tmp_path / "origin.git", tmp_path / "work", tmp_path / "bin"
+    run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(origin)])
+    run(["git", "clone", "--quiet", str(origin), str(work)])
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "--quiet", "--allow-empty", "-m", "base"], cwd=work)
+    run(["git", "push", "--quiet", "origin", "main"], cwd=work)
+    bin_dir.mkdir()
+    calls, open_prs = tmp_path / "gh-calls", tmp_path / "open-prs"
+    (bin_dir / "gh").write_text(f"""#!/usr/bin/env bash
+printf '%s\\n' "$*" >> {calls}
+if [ "$1 $2" = "pr list" ]; then cat {open_prs}; fi
+""")
+    (bin_dir / "gh").chmod(0o755)
+    body = tmp_path / "body.md"
+    body.write_text("the body\n")
+    env = {"PATH": f"{bin_dir}:{tool_env()['PATH']}", "TITLE": "Update from the template: v1 to v2",
+           "BODY": str(body), "GITHUB_REF_NAME": "main", "GH_TOKEN": "not-a-token"}
+
+    for existing, expected in (("0", "pr create --head template-update --base main"), ("1", "pr edit template-update")):
+        open_prs.write_text(existing)
+        calls.write_text("")
+        (work / "change.txt").write_text(f"proposed {existing}\n")
+        run(["git", "add", "change.txt"], cwd=work)  # what the apply step leaves staged
+        out = run_script(script, work, **env)
+        assert out.returncode == 0, out.stderr
+        recorded = calls.read_text().splitlines()
+        assert recorded[0] == "auth setup-git" and recorded[-1].startswith(expected), recorded
+        assert f'--title {env["TITLE"]} --body-file {body}' in recorded[-1]
+        pushed = run(["git", "log", "--format=%s", "-1", "template-update"], cwd=origin).stdout.strip()
+        assert pushed == env["TITLE"]
+        run(["git", "switch", "--quiet", "main"], cwd=work)
 
 
 def test_template_update_requirements_install_with_their_hashes(render, tmp_path):
