@@ -1,6 +1,7 @@
 // pino options for Fastify: JSON lines on stdout, level names instead of numbers, ISO timestamps,
 // the version on every line (handy during a canary), and credentials never written.
 import type { FastifyServerOptions } from 'fastify';
+import { destination } from 'pino';
 
 import type { Config, LogLevel } from './config.js';
 
@@ -44,6 +45,25 @@ export interface LogDestination {
   write(line: string): void;
 }
 
+// Standard output, written in batches: a line waits in memory until 4 KiB have gathered or
+// 100 ms have passed, and one write() takes them all. pino's default wrote every line on its
+// own, a system call's worth of work on the event loop for each request (about 7 µs of the 35 a
+// logged request cost, issue 15). The buffer is bounded: when standard output does not keep up
+// (a stalled log collector), lines beyond 16 MiB are dropped rather than growing the heap until
+// the pod is killed. pino flushes it synchronously when the process exits (process.exit after
+// the shutdown sequence, or a crash); only a SIGKILL loses the last 100 ms.
+let stdout: LogDestination | undefined;
+function standardOutput(): LogDestination {
+  stdout ??= destination({
+    dest: 1,
+    sync: false,
+    minLength: 4096,
+    maxLength: 16 * 1024 * 1024,
+    periodicFlush: 100,
+  });
+  return stdout;
+}
+
 export function loggerOptions(
   config: Config,
   stream?: LogDestination,
@@ -55,6 +75,6 @@ export function loggerOptions(
     timestamp,
     formatters: { level: (label: string) => ({ level: label }) },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    ...(stream ? { stream } : {}),
+    stream: stream ?? standardOutput(),
   };
 }
