@@ -62,6 +62,12 @@ export class HttpMetrics {
     const reset = (): void => {
       this.series.clear();
     };
+    const describe = ({ name, help, type, aggregator }: Record<string, unknown>) => ({
+      name,
+      help,
+      type,
+      aggregator,
+    });
     // The registry asks a metric for its name, help, type, aggregator and values (get) and resets
     // it (reset); these two answer like prom-client's Counter and Histogram.
     const requests = {
@@ -71,7 +77,7 @@ export class HttpMetrics {
       aggregator: 'sum',
       reset,
       get: async () => ({
-        ...requests,
+        ...describe(requests),
         values: all().map((s) => ({ labels: s.labels, value: s.count })),
       }),
     };
@@ -82,7 +88,7 @@ export class HttpMetrics {
       aggregator: 'sum',
       reset,
       get: async () => ({
-        ...duration,
+        ...describe(duration),
         values: all().flatMap((s) => {
           const bucket = `${duration.name}_bucket`;
           let cumulative = 0;
