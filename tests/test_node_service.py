@@ -152,8 +152,8 @@ def test_typescript_is_one_that_typescript_eslint_accepts(render):
 
 def test_env_example_documents_every_variable_the_service_reads(render):
     project = render(language="node")
-    schema = project.text("src/config.ts").split(".object({", 1)[1].split("\n  })", 1)[0]
-    read = set(re.findall(r"^\s+([A-Z][A-Z0-9_]+):", schema, re.MULTILINE))
+    variables = project.text("src/config.ts").split("const VARIABLES = {", 1)[1].split("\n};", 1)[0]
+    read = set(re.findall(r"^\s+([A-Z][A-Z0-9_]+):", variables, re.MULTILINE))
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", project.text(".env.example"), re.MULTILINE))
     assert read == {"PORT", "MANAGEMENT_PORT", "APP_ENV", "LOG_LEVEL", "APP_VERSION",
                     "SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS"}
@@ -166,7 +166,7 @@ def test_make_run_is_development_unless_app_env_is_set(render):
     dry = run(["make", "-n", "run"], cwd=project.path).stdout
     assert 'APP_ENV="${APP_ENV:-development}" node dist/server.js' in dry, dry
     config = project.text("src/config.ts")
-    assert "APP_ENV: oneOf(APP_ENVS).default('production')" in config
+    assert "APP_ENV: withDefault(oneOf(APP_ENVS), 'production')" in config
 
 
 def test_default_port_follows_the_answer(render):
