@@ -84,6 +84,7 @@ FACTS: dict[str, dict[str, Any]] = {
         # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
         "secret_env": [],
+        "migration_secret_keys": {},
         "allowed_hosts_env": "",
         "has_database": False,
         "migrate_command": [],
@@ -135,6 +136,7 @@ FACTS: dict[str, dict[str, Any]] = {
         # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}},
         "secret_env": [],
+        "migration_secret_keys": {},
         "allowed_hosts_env": "",
         "has_database": False,
         "migrate_command": [],
@@ -213,6 +215,9 @@ FACTS: dict[str, dict[str, Any]] = {
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
         # names of the variables read from the platform-created Secret <slug>-secrets (never values)
         "secret_env": ["DJANGO_SECRET_KEY", "DATABASE_URL"],
+        # The migration Job gets DATABASE_URL from its own Secret key: a role that may change the
+        # schema, while the service's role may only read and write rows (docs/deployment.md).
+        "migration_secret_keys": {"DATABASE_URL": "MIGRATION_DATABASE_URL"},
         # the variable listing the Host headers the service answers (set per environment)
         "allowed_hosts_env": "DJANGO_ALLOWED_HOSTS",
         "has_database": True,

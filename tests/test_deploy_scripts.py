@@ -45,12 +45,18 @@ OWNED = "deployments,services,configmaps,jobs,serviceaccounts,poddisruptionbudge
         "horizontalpodautoscalers,httproutes"
 
 
+def secret_keys(language: str) -> list[str]:
+    """The keys of the platform-created Secret: the service's variables and the migration role's."""
+    facts = FACTS[language]
+    return [*facts["secret_env"], *facts["migration_secret_keys"].values()]
+
+
 class Release:
     """One render's deploy/scripts, run against the cluster in a namespace of this test's own."""
 
     def __init__(self, cluster, project, namespace: str, smoke_url: str):
         self.cluster, self.project, self.namespace, self.smoke_url = cluster, project, namespace, smoke_url
-        self.secret = (f"{SLUG}-secrets", FACTS[project.language]["secret_env"])
+        self.secret = (f"{SLUG}-secrets", secret_keys(project.language))
 
     def platform_namespace(self) -> None:
         """What the platform provides before a first deploy: the namespace and, where the pods read
@@ -736,7 +742,7 @@ def test_extreme_slugs_make_names_the_server_accepts(render, cluster, running_se
     shortest = letters[os.urandom(1)[0] % len(letters)]
     for slug in (longest, shortest):
         project = render(language="django", deployment_strategy=strategy, project_slug=slug)
-        secret = (f"{slug}-secrets", FACTS["django"]["secret_env"])
+        secret = (f"{slug}-secrets", secret_keys("django"))
         namespaces = [f"{slug}-production"]  # the longest derived name (staging's is shorter)
         try:
             for env, namespace in zip(("production",), namespaces):
