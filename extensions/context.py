@@ -68,7 +68,7 @@ FACTS: dict[str, dict[str, Any]] = {
                 # process.env.NAME, process.env['NAME'], env.NAME (config read from an env object)
                 {"regex": r"\benv\??\.([A-Z][A-Z0-9_]*)\b"},
                 {"regex": r"\benv\??\.?\[\s*[\"'`]([A-Z][A-Z0-9_]*)[\"'`]\s*\]"},
-                # the keys of the zod schema that validates process.env
+                # the keys of VARIABLES, the table that validates process.env (src/config.ts)
                 {"regex": r"^\s+([A-Z][A-Z0-9_]*)\s*:", "files": r"(^|/)config\.ts$"},
             ],
         },
