@@ -538,7 +538,12 @@ def test_a_missing_secret_is_named_before_anything_is_applied(render, release):
     rel.cluster.create_namespace(rel.namespace)
     proc = rel.deploy(IMAGE_A, expect=1)
     assert f"Secret my-service-secrets is missing in namespace {rel.namespace}" in proc.stderr
-    assert "DJANGO_SECRET_KEY DATABASE_URL" in proc.stderr
+    assert "DJANGO_SECRET_KEY DATABASE_URL MIGRATION_DATABASE_URL" in proc.stderr
+    # a Secret from before the migration role: the key the Job needs is named before anything moves
+    rel.cluster.kubectl("create", "secret", "generic", f"{SLUG}-secrets", "--namespace", rel.namespace,
+                        "--from-literal=DJANGO_SECRET_KEY=x", "--from-literal=DATABASE_URL=y")
+    proc = rel.deploy(IMAGE_A, expect=1)
+    assert f"Secret {SLUG}-secrets in namespace {rel.namespace} lacks the keys MIGRATION_DATABASE_URL" in proc.stderr
     assert not rel.cluster.names(OWNED, rel.namespace, selector=f"app.kubernetes.io/name={SLUG}"), \
         "nothing was applied"
 
