@@ -211,11 +211,6 @@ def assert_ports_agree(project, env):
     assert_network_policy(project, policy, port, management)
 
 
-def pod_component(pod_spec: dict) -> str:
-    """The component a pod spec belongs to, from its container's name (the Job's is `migrate`)."""
-    return "migration" if pod_spec["containers"][0]["name"] == "migrate" else "server"
-
-
 def namespace_of(peer: dict) -> str:
     assert set(peer) <= {"namespaceSelector", "podSelector"}, f"a peer by address or unselected: {peer}"
     return peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
@@ -284,7 +279,7 @@ def test_configuration_from_the_configmap_and_secrets_by_reference(project, env)
         env_vars = {e["name"]: e for e in container.get("env", [])}
         assert set(env_vars) == secret_variables, name
         # the migration Job connects as its own database role: its own key of the same Secret
-        keys = facts(project)["migration_secret_keys"] if pod_component(pod) == "migration" else {}
+        keys = facts(project)["migration_secret_keys"] if name.startswith("Job/") else {}
         for variable, entry in env_vars.items():
             assert "value" not in entry, f"{name}: {variable} must come from a Secret, never a literal"
             assert entry["valueFrom"]["secretKeyRef"] == {"name": f"{slug}-secrets", "key": keys.get(variable, variable)}
