@@ -379,12 +379,24 @@ def markdown_text(value: Any) -> str:
     return re.sub(r"[&<>]", lambda match: _HTML_ENTITIES[match.group()], escaped)
 
 
+def port_number(value: Any) -> int | None:
+    """The port as an integer: 8080, or "8080" as typed at the prompt (the question is `type: str`;
+    spaces or tabs around the digits are dropped); None for anything else ("abc", "80.5", True)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip(" \t")):
+        return int(value.strip(" \t"))
+    return None
+
+
 def port_error(value: Any) -> str:
-    # the question is `type: yaml`, so "8080" arrives as 8080 and "abc" as a string: this validator,
-    # not copier's int() cast, refuses non-integers, with the question named
-    if isinstance(value, bool) or not isinstance(value, int):
-        return f"must be an integer, got {value!r}"
-    port = value
+    # the question is `type: str` (copier.yml says why): this validator, not a cast of copier's,
+    # refuses anything but digits, with the question named; the context hook makes it an integer
+    port = port_number(value)
+    if port is None:
+        return f"must be a whole number from 1024 to 65535, such as 8080, got {value!r}"
     if not 1024 <= port <= 65535:
         return ("must be between 1024 and 65535 (the service runs as a non-root user, which cannot "
                 f"bind ports below 1024), got {port}")
@@ -536,6 +548,13 @@ class ContextUpdater(ContextHook):
         # Questions are validated after the hook runs: never raise on an answer being refused.
         context["steps"] = parse_steps(steps) if not canary_steps_error(steps) else []
         port = context.get("port", facts["default_port"])
+        if not port_error(port):
+            # the answer as typed ("9123") becomes the integer every file and the answers file
+            # carry, as when the question was `type: yaml`: an answers file with `port: 3000` stays so
+            port = port_number(port)
+            context["port"] = port
+            if "port" in context.get("_copier_answers", {}):
+                context["_copier_answers"] = {**context["_copier_answers"], "port": port}
         context["env_vars"] = env_vars(facts, port)
         context["management_port"] = management_port(port)
         context["network"] = NETWORK
