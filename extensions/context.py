@@ -275,10 +275,10 @@ STRATEGIES = {
 # may reach 253 characters; listed for completeness), and the label
 # app.kubernetes.io/instance=<slug>-<env>. Namespace names, Service names and label values are at
 # most 63 characters, so the slug leaves room for the longest suffix; a test checks that this list
-# covers the template. The preview namespace <slug>-pr-<N> is not here: the preview workflow
-# shortens the slug so that it fits whatever N is.
+# covers the template. The preview namespaces are <slug>-preview-1 to <slug>-preview-99
+# (deploy/scripts/preview-slots.sh caps the pool at 99 so that the longest fits).
 DERIVED_NAME_SUFFIXES = ("-production", "-staging", "-secrets", "-config", "-migrate", "-preview",
-                         "-canary", "-stable", "-green", "-blue")
+                         "-preview-99", "-canary", "-stable", "-green", "-blue")
 K8S_NAME_MAX = 63
 LONGEST_SUFFIX = max(DERIVED_NAME_SUFFIXES, key=len)
 SLUG_MAX = K8S_NAME_MAX - len(LONGEST_SUFFIX)  # 52

@@ -110,6 +110,23 @@ class Cluster:
             self.kubectl("create", "secret", "generic", secret_name, "--namespace", name,
                          *[f"--from-literal={key}=not-a-real-value-{key.lower()}" for key in keys])
 
+    def token_kubeconfig(self, path: Path, serviceaccount: str, namespace: str) -> Path:
+        """A kubeconfig at PATH that acts as the ServiceAccount (a bound token from the TokenRequest
+        API, nothing else): what a CI credential scoped by RBAC may do, checked by the API server."""
+        token = self.kubectl("create", "token", serviceaccount, "--namespace", namespace,
+                             "--duration", "1h").stdout.strip()
+        minify = json.loads(self.kubectl("config", "view", "--minify", "--raw", "-o", "json").stdout)
+        cluster = minify["clusters"][0]["cluster"]
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "ci",
+            "clusters": [{"name": "c", "cluster": {k: cluster[k] for k in cluster
+                                                   if k in ("server", "certificate-authority",
+                                                            "certificate-authority-data")}}],
+            "users": [{"name": serviceaccount, "user": {"token": token}}],
+            "contexts": [{"name": "ci", "context": {"cluster": "c", "user": serviceaccount}}]}))
+        path.chmod(0o600)
+        return path
+
     def delete_namespace(self, name: str) -> None:
         self.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false", check=False)
 

@@ -19,8 +19,10 @@ import copy
 import json
 import os
 import shutil
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 import yaml
@@ -34,7 +36,8 @@ IMAGE_A = "ghcr.io/my-org/my-service@sha256:" + "a" * 64
 IMAGE_B = "ghcr.io/my-org/my-service@sha256:" + "b" * 64
 IMAGE_C = "ghcr.io/my-org/my-service@sha256:" + "c" * 64
 SLUG = "my-service"
-COMMON_SCRIPTS = {"lib.sh", "config.sh", "deploy.sh", "rollback.sh", "smoke-test.sh", "teardown-preview.sh"}
+COMMON_SCRIPTS = {"lib.sh", "config.sh", "deploy.sh", "rollback.sh", "smoke-test.sh", "teardown-preview.sh",
+                  "preview-slots.sh"}
 STRATEGY_SCRIPTS = {"rolling": {"lib-rolling.sh"},
                     "blue-green": {"lib-blue-green.sh", "switch-colour.sh"},
                     "canary": {"lib-canary.sh", "promote-canary.sh", "abort-canary.sh"}}
@@ -558,51 +561,87 @@ def test_a_missing_namespace_is_created_restricted(render, release):
 # ------------------------------------------------------------------------------------------------
 # Previews
 # ------------------------------------------------------------------------------------------------
+def as_credential(cluster, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """kubectl ARGS with another kubeconfig (a CI credential), not the admin's."""
+    return subprocess.run([str(cluster.bin / "kubectl"), *args], env=cluster.env(KUBECONFIG=str(kubeconfig)),
+                          text=True, capture_output=True, timeout=60, check=False)
+
+
 @pytest.mark.parametrize("strategy", ["rolling", "blue-green", "canary"])
-def test_preview_namespace_is_created_deployed_and_torn_down(render, cluster, running_service, strategy):
-    project = service(render, strategy)
-    number = int.from_bytes(os.urandom(3), "big")  # a namespace no other test uses
-    namespace = f"{SLUG}-pr-{number}"
-    env = {"SMOKE_URL": running_service("node")}
+def test_previews_run_in_a_pool_of_namespaces_with_a_credential_bound_to_them(
+        render, cluster, running_service, strategy, tmp_path):
+    slug = f"pv-{strategy[0]}{os.urandom(3).hex()}"  # a pool no other test uses
+    project = service(render, strategy, project_slug=slug)
+    ci, pool = f"{slug}-ci", [f"{slug}-preview-1", f"{slug}-preview-2"]
+    cluster.create_namespace(ci)
+    cluster.kubectl("create", "serviceaccount", "previews", "--namespace", ci)
     try:
-        cluster.script(project, "deploy.sh", "--env", "preview", "--image", IMAGE_A, "--namespace", namespace, **env)
-        labels = cluster.get("namespace", namespace, "")["metadata"]["labels"]
-        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-        assert labels["app.kubernetes.io/part-of"] == SLUG
-        assert not cluster.names("httproutes", namespace), "a preview gets no route on the shared Gateway"
-        assert cluster.ready_pods(SERVING[strategy], namespace) == 1
-        cluster.script(project, "teardown-preview.sh", "--namespace", namespace, **env)
-        assert not cluster.kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout.strip(), \
-            "the namespace and everything in it are gone"
-        proc = cluster.script(project, "teardown-preview.sh", "--namespace", namespace, **env)
-        assert "nothing to delete" in proc.stderr
+        # The platform, once, as cluster admin; again changes nothing.
+        for _ in range(2):
+            cluster.script(project, "preview-slots.sh", "create-pool", "--slots", "2",
+                           "--serviceaccount", f"{ci}:previews")
+        for namespace in pool:
+            labels = cluster.get("namespace", namespace, "")["metadata"]["labels"]
+            assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+            assert labels["app.kubernetes.io/part-of"] == slug
+        kubeconfig = cluster.token_kubeconfig(tmp_path / "previews.kubeconfig", "previews", ci)
+        # What the API server lets the preview credential do: its pool, nothing else.
+        for args, allowed in [(("create", "deployments", "--namespace", pool[1]), "yes"),
+                              (("create", "namespaces"), "no"),
+                              (("delete", f"namespace/{pool[0]}"), "no"),
+                              (("create", "deployments", "--namespace", f"{slug}-staging"), "no"),
+                              (("create", "rolebindings", "--namespace", pool[0]), "no")]:
+            assert as_credential(cluster, kubeconfig, "auth", "can-i", *args).stdout.strip() == allowed, args
+        ci_env = {"KUBECONFIG": str(kubeconfig), "PREVIEW_SLOTS": "2", "SMOKE_URL": running_service("node")}
+
+        def claim(number: str, expect: int = 0):
+            return cluster.script(project, "preview-slots.sh", "claim", "--pr", number, expect=expect, **ci_env)
+
+        assert claim("11").stdout == f"{pool[0]}\n"
+        assert claim("22").stdout == f"{pool[1]}\n"
+        assert claim("11").stdout == f"{pool[0]}\n", "a new push keeps its namespace"
+        full = claim("33", expect=1)
+        assert f"no free preview namespace for pull request 33; held: {pool[0]} by #11, {pool[1]} by #22." \
+            in full.stderr
+        assert not full.stdout
+
+        cluster.script(project, "deploy.sh", "--env", "preview", "--image", IMAGE_A, "--namespace", pool[0], **ci_env)
+        assert cluster.ready_pods(SERVING[strategy].replace(SLUG, slug), pool[0]) == 1
+        assert not cluster.names("httproutes", pool[0]), "a preview gets no route on the shared Gateway"
+        listing = cluster.script(project, "preview-slots.sh", "list", **ci_env).stdout
+        assert listing == f"{pool[0]}\t#11\n{pool[1]}\t#22\n"
+
+        # Closing the pull request deletes its preview and frees the namespace; what the platform
+        # put there stays.
+        cluster.kubectl("create", "secret", "generic", "platform-owned", "--namespace", pool[0], "--from-literal=k=v")
+        cluster.script(project, "teardown-preview.sh", "--pr", "11", **ci_env)
+        assert not cluster.names(OWNED, pool[0], selector=f"app.kubernetes.io/instance={slug}-preview")
+        assert cluster.get("namespace", pool[0], "")["status"]["phase"] == "Active"
+        assert cluster.names("secrets", pool[0]) >= {"platform-owned"}
+        assert claim("33").stdout == f"{pool[0]}\n"
+        again = cluster.script(project, "teardown-preview.sh", "--pr", "11", **ci_env)
+        assert "pull request 11 holds no preview namespace: nothing to delete" in again.stderr
     finally:
-        cluster.delete_namespace(namespace)
+        for namespace in (ci, *pool):
+            cluster.delete_namespace(namespace)
 
 
-def test_preview_namespace_of_a_long_slug_is_shortened_as_the_workflow_does(render, cluster, tmp_path):
-    slug = "a-service-with-a-long-name-that-needs-shortening-ab"  # 51 characters
-    project = render(language="go", deployment_strategy="rolling", project_slug=slug)
-    shortened = f"{slug[:63 - len('-pr-1234567890')]}-pr-1234567890"
-    proc = cluster.script(project, "deploy.sh", "--env", "preview", "--image", "ghcr.io/my-org/x:pr-1234567890",
-                          "--dry-run", "--namespace", shortened, KUBECONFIG=str(tmp_path / "none"))
-    assert f"namespace: {shortened}" in proc.stdout
-    cluster.script(project, "deploy.sh", "--env", "preview", "--image", "ghcr.io/my-org/x:1", "--namespace",
-                   f"{slug[:30]}-pr-1234", expect=1)
-
-
-def test_teardown_refuses_namespaces_it_did_not_create(render, cluster, namespaces):
+def test_preview_namespaces_outside_the_pool_are_refused(render, cluster, tmp_path):
     project = service(render, "rolling")
-    proc = cluster.script(project, "teardown-preview.sh", "--namespace", "my-service-staging", expect=1)
-    assert "not a preview namespace" in proc.stderr
-    foreign = f"{SLUG}-pr-{int.from_bytes(os.urandom(3), 'big')}"
-    cluster.create_namespace(foreign)
-    try:
-        proc = cluster.script(project, "teardown-preview.sh", "--namespace", foreign, expect=1)
-        assert "not labelled app.kubernetes.io/part-of=my-service" in proc.stderr
-        assert cluster.get("namespace", foreign, "")["status"]["phase"] == "Active"
-    finally:
-        cluster.delete_namespace(foreign)
+    proc = cluster.script(project, "deploy.sh", "--env", "preview", "--image", IMAGE_A, "--namespace",
+                          f"{SLUG}-preview-98", expect=1)
+    assert f"preview namespace {SLUG}-preview-98 does not exist: the platform creates the pool once" in proc.stderr
+    assert not cluster.kubectl("get", "namespace", f"{SLUG}-preview-98", "--ignore-not-found", "-o", "name").stdout
+    for namespace in (f"{SLUG}-pr-12", f"{SLUG}-preview-100", f"{SLUG}-preview-0", f"x{SLUG}-preview-1"):
+        proc = cluster.script(project, "deploy.sh", "--env", "preview", "--image", IMAGE_A, "--dry-run",
+                              "--namespace", namespace, KUBECONFIG=str(tmp_path / "none"), expect=1)
+        assert f"a preview namespace is {SLUG}-preview-<slot 1 to 99>, got '{namespace}'" in proc.stderr
+    for args, message in [(("claim", "--pr", "7", "--slots", "100"), "must be 1 to 99, got '100'"),
+                          (("claim", "--pr", "abc"), "--pr needs the pull request number, got 'abc'"),
+                          (("create-pool",), "create-pool needs one of --serviceaccount"),
+                          (("remove",), "unknown command 'remove'")]:
+        proc = cluster.script(project, "preview-slots.sh", *args, expect=1)
+        assert message in proc.stderr, proc.stderr
 
 
 # ------------------------------------------------------------------------------------------------
@@ -757,15 +796,13 @@ def test_extreme_slugs_make_names_the_server_accepts(render, cluster, running_se
                 cluster.script(project, "deploy.sh", "--env", env, "--image", IMAGE_A,
                                SMOKE_URL=running_service("django"))
                 assert cluster.image(SERVING[strategy].replace(SLUG, slug), namespace) == IMAGE_A
-            preview = f"{slug}-pr-{int.from_bytes(os.urandom(2), 'big')}"
+            preview = f"{slug}-preview-99"  # the last slot a pool may have: the longest preview name
+            assert len(preview) <= 63
             namespaces.append(preview)
-            cluster.script(project, "deploy.sh", "--env", "preview", "--image", IMAGE_A, "--namespace", preview,
-                           SMOKE_URL=running_service("django"), expect=1)  # the Secret is the platform's part
-            cluster.create_namespace(preview, secret)
-            cluster.kubectl("label", "namespace", preview, f"app.kubernetes.io/part-of={slug}")
+            cluster.kubectl("delete", "namespace", preview, "--ignore-not-found", "--wait=true")
+            cluster.create_namespace(preview, secret)  # the platform's part (preview-slots.sh create-pool)
             cluster.script(project, "deploy.sh", "--env", "preview", "--image", IMAGE_A, "--namespace", preview,
                            SMOKE_URL=running_service("django"))
-            cluster.script(project, "teardown-preview.sh", "--namespace", preview)
         finally:
             for namespace in namespaces:
                 cluster.delete_namespace(namespace)

@@ -84,8 +84,8 @@ def test_overlay_builds_into_its_namespace(project, env):
     objects = project.k8s_objects(env)
     slug = project.recorded_answers["project_slug"]
     namespaces = {o["metadata"].get("namespace") for o in objects}
-    # a preview's namespace (<slug>-pr-<N>) is given to deploy.sh at deploy time
-    assert namespaces == {None if env == "preview" else f"{slug}-{env}"}
+    # a preview's is the pool's first (deploy.sh --namespace sets the one a pull request claimed)
+    assert namespaces == {f"{slug}-preview-1" if env == "preview" else f"{slug}-{env}"}
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(names) == len(set(names)), f"duplicate objects in {env}: {names}"
     kinds = {o["kind"] for o in objects}

@@ -77,8 +77,8 @@ def build_overlays(project: Project, dest: Path) -> list[str]:
     """Each overlay built as deploy/scripts/deploy.sh builds it, into dest/<overlay>.yaml.
 
     deploy.sh (lib.sh `render`) copies deploy/k8s, adds a release kustomization over the overlay
-    with the namespace and the image by digest, and builds that: so does this. The preview
-    overlay's namespace is chosen per pull request (`<slug>-pr-<N>`).
+    with the namespace and the image by digest, and builds that: so does this. A preview's
+    namespace is the pool's slot its pull request claimed (`<slug>-preview-<slot>`).
     """
     dest.mkdir(parents=True, exist_ok=True)
     answers = project.recorded_answers
@@ -93,8 +93,8 @@ def build_overlays(project: Project, dest: Path) -> list[str]:
             "resources": [f"../overlays/{overlay.name}"],
             "images": [{"name": image, "digest": DIGEST}],
         }
-        if overlay.name == "preview":
-            release["namespace"] = f"{answers['project_slug'][:50]}-pr-1"
+        if overlay.name == "preview":  # a slot of the pool other than the overlay's own
+            release["namespace"] = f"{answers['project_slug']}-preview-2"
         (work / "release").mkdir()
         (work / "release" / "kustomization.yaml").write_text(yaml.safe_dump(release))
         built = run(["kubectl", "kustomize", str(work / "release")], cwd=project.path).stdout
@@ -183,6 +183,39 @@ def test_built_overlays_are_scanned(policy_scan, ident):
         assert f"/{ident}/{BUILT}/{overlay}.yaml" in scanned, (
             f"checkov did not scan the built {overlay} overlay"
         )
+
+
+def clone(project: Project, dest: Path) -> Path:
+    """The render as a fresh clone has it: no .git, node_modules or virtual environment."""
+    shutil.copytree(project.path, dest, ignore=shutil.ignore_patterns(".git", "node_modules", ".venv"))
+    return dest
+
+
+@pytest.mark.parametrize(("language", "strategy"), MATRIX, ids=IDS)
+def test_checkov_at_the_repository_root_finds_nothing(render, tmp_path, language, strategy):
+    """Platform teams run `checkov -d .` at the root of a repository, every framework, no options
+    of ours: the rendered .checkov.yaml makes that scan what a deploy applies (each overlay with
+    its base), and skips only what cannot apply before CI has built the image (its digest)."""
+    root = clone(render(language=language, deployment_strategy=strategy), tmp_path / "repo")
+    proc = run([str(CHECKOV), "-d", ".", "--compact", "--skip-download", "--output", "json"], cwd=root,
+               check=False, timeout=900, CHECKOV_PARALLELIZATION_TYPE="none")
+    assert proc.returncode == 0, f"checkov -d . exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr}"
+    reports = json.loads(proc.stdout)
+    reports = {report["check_type"]: report for report in (reports if isinstance(reports, list) else [reports])}
+    assert {"dockerfile", "github_actions", "kustomize"} <= set(reports), set(reports)
+    for report in reports.values():
+        assert report["summary"]["failed"] == 0 and report["summary"]["parsing_errors"] == 0, report["summary"]
+    # every overlay is scanned, built on its base, with its namespace
+    resources = {check["resource"] for check in reports["kustomize"]["results"]["passed_checks"]}
+    for env in ("staging", "production", "preview"):
+        assert any(r.startswith(f"overlay:{env}:Deployment.") for r in resources), (env, sorted(resources)[:5])
+    assert not any(".default." in r for r in resources), "an overlay object without its namespace"
+    # what the configuration skips, each with its reason beside it
+    config = (root / ".checkov.yaml").read_text()
+    skipped = yaml.safe_load(config)["skip-check"]
+    assert set(skipped) == {"CKV_K8S_14", "CKV_K8S_15", "CKV_K8S_43"}, skipped
+    for check in skipped:
+        assert re.search(rf"- {check} # \S", config), f"{check} is skipped without its reason"
 
 
 def test_checkov_catches_a_planted_violation(tmp_path):

@@ -129,15 +129,14 @@ def test_slug_default_of_a_name_starting_with_digits_is_valid(render):
 
 def test_slug_max_leaves_room_for_every_derived_name():
     """SLUG_MAX comes from the longest `<slug>-<suffix>` name the template writes: every suffix the
-    manifests and scripts append to the slug is in DERIVED_NAME_SUFFIXES (the preview namespace
-    <slug>-pr-<N> shortens the slug itself), and the slug plus each fits a 63-character name."""
+    manifests and scripts append to the slug is in DERIVED_NAME_SUFFIXES (with the last preview
+    namespace, <slug>-preview-99), and the slug plus each fits a 63-character name."""
     derived = re.compile(r"""(?:\{\{-? *project_slug *-?\}\}|project_slug *~ *['"]|\$\{?SLUG\}?)-([a-z][a-z0-9]*)\b""")
     found = set()
     for folder in ("template", "includes"):
         for path in (ROOT / folder).rglob("*"):
             if path.is_file():
                 found |= {f"-{m}" for m in derived.findall(path.read_text(errors="replace"))}
-    found.discard("-pr")
     assert "-production" in found, "the pattern no longer finds the derived names"
     assert found <= set(DERIVED_NAME_SUFFIXES), found - set(DERIVED_NAME_SUFFIXES)
     assert SLUG_MAX == 63 - max(map(len, DERIVED_NAME_SUFFIXES)) == 52

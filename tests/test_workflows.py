@@ -50,7 +50,7 @@ PINS: dict[str, tuple[str, str]] = {
 }
 
 # Scripts of the rendered deploy/scripts/ that workflows may call (the deploy interface).
-DEPLOY_INTERFACE = {"deploy.sh", "rollback.sh", "smoke-test.sh", "teardown-preview.sh",
+DEPLOY_INTERFACE = {"deploy.sh", "rollback.sh", "smoke-test.sh", "teardown-preview.sh", "preview-slots.sh",
                     "switch-colour.sh", "promote-canary.sh", "abort-canary.sh"}
 
 # What justifies each write grant: the job must use one of these actions, or run one of these
@@ -485,34 +485,24 @@ def test_preview_deploys_only_when_asked_and_only_same_repository_pull_requests(
     assert "github.event.action == 'closed'" in teardown["if"]
     assert step_named(deploy, "Deploy")["run"] == (
         'deploy/scripts/deploy.sh --env preview --namespace "$NAMESPACE" --image "$IMAGE@$DIGEST"')
-    assert step_named(teardown, "Delete the namespace")["run"] == (
-        'deploy/scripts/teardown-preview.sh --namespace "$NAMESPACE"')
+    assert step_named(teardown, "Delete the preview")["run"] == 'deploy/scripts/teardown-preview.sh --pr "$PR_NUMBER"'
+    # The namespace comes from the platform's pool, claimed with the cluster credential in hand and
+    # before anything is built; both steps read the pool's size from the same variable.
+    steps = [step["name"] for step in deploy["steps"]]
+    assert steps.index("Cluster access") < steps.index("Claim a preview namespace") < steps.index(
+        "Build and push the image (tag pr-<number>)") < steps.index("Deploy")
+    claim = step_named(deploy, "Claim a preview namespace")
+    assert 'deploy/scripts/preview-slots.sh claim --pr "$PR_NUMBER"' in claim["run"]
+    for step in (claim, step_named(teardown, "Delete the preview")):
+        assert step["env"]["PREVIEW_SLOTS"] == "${{ vars.PREVIEW_SLOTS || '3' }}"
     # The teardown runs the base branch's script, not the closed pull request's.
     assert step_named(teardown, "Check out")["with"]["ref"] == "${{ github.event.pull_request.base.ref }}"
     assert deploy["environment"]["url"] == "${{ steps.address.outputs.url }}"
 
 
-@pytest.mark.parametrize(("slug", "number", "namespace"), [
-    ("my-service", "42", "my-service-pr-42"),
-    ("a" * 63, "12345", "a" * 54 + "-pr-12345"),
-    # the longest slug the question accepts (52) with an 8-digit pull request number
-    ("a" * 52, "12345678", "a" * 51 + "-pr-12345678"),
-])
-def test_preview_namespace_is_a_dns_label(render, tmp_path, slug, number, namespace):
-    project = render(language="go", deployment_strategy="rolling")
-    jobs_ = load(project.path / ".github/workflows/preview.yml")["jobs"]
-    for job in jobs_.values():
-        env_file = tmp_path / "env"
-        env_file.write_text("")
-        out = run_script(step_named(job, "Namespace")["run"], tmp_path, SLUG=slug, PR_NUMBER=number,
-                         GITHUB_ENV=str(env_file))
-        assert out.returncode == 0, out.stderr
-        assert env_file.read_text() == f"NAMESPACE={namespace}\n"
-        assert len(namespace) <= 63
-
-
 @pytest.mark.parametrize(("pattern", "url"), [
     ("https://pr-{pr}.preview.example.com", "https://pr-7.preview.example.com"),
+    ("https://preview-{slot}.example.com", "https://preview-12.example.com"),
     ("", ""),
 ])
 def test_preview_address_comes_from_the_environment(render, tmp_path, pattern, url):
@@ -521,7 +511,7 @@ def test_preview_address_comes_from_the_environment(render, tmp_path, pattern, u
     output = tmp_path / "output"
     output.write_text("")
     out = run_script(step_named(deploy, "Address")["run"], tmp_path, URL_PATTERN=pattern, PR_NUMBER="7",
-                     GITHUB_OUTPUT=str(output))
+                     NAMESPACE="my-service-preview-12", GITHUB_OUTPUT=str(output))
     assert out.returncode == 0, out.stderr
     assert output.read_text() == f"url={url}\n"
 

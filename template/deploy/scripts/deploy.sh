@@ -16,7 +16,7 @@ Deploying the release that already runs changes nothing.
 
   --env          staging, production (namespace ${SLUG}-<env>) or preview (needs --namespace)
   --image        the image reference to deploy
-  --namespace    override the namespace; for preview: ${SLUG}-pr-<pull request number>
+  --namespace    override the namespace; for preview: the one preview-slots.sh claim printed
   --dry-run      print the release kustomization and every kubectl command instead of running them
 
 Environment: KUBECONFIG, KUBE_CONTEXT (optional), ROLLOUT_TIMEOUT (300s), DEPLOY_ERROR_CHECK

@@ -28,6 +28,7 @@ SCRIPT_NAME=$(basename "$0")
 : "${POLL_SECONDS:=5}"              # between two looks at a Job or a route
 : "${DEPLOY_ERROR_CHECK:=}"         # optional command run by every gate (see error_check)
 : "${SMOKE_URL:=}"                  # optional base URL every smoke gate tests (see smoke_service)
+: "${PREVIEW_SLOTS:=3}"             # preview namespaces the platform created (see preview-slots.sh)
 
 DRY_RUN=false
 DEPLOY_ENV=""
@@ -35,6 +36,8 @@ IMAGE_REF=""
 NAMESPACE=""
 REVISION=""
 TO_COLOUR=""
+PR_NUMBER=""
+SUBJECT=()          # preview-slots.sh create-pool: --serviceaccount, --user or --group, as kubectl takes it
 SCALE_DOWN_IDLE=false
 OPTIONS=""          # the options the running script accepts, e.g. "--env --dry-run"
 CLUSTER=false       # true once a cluster answered; false in a dry-run without one
@@ -107,6 +110,9 @@ parse_args() {
           --namespace) NAMESPACE=$value ;;
           --revision) REVISION=$value ;;
           --to) TO_COLOUR=$value ;;
+          --pr) PR_NUMBER=$value ;;
+          --slots) PREVIEW_SLOTS=$value ;;
+          --serviceaccount | --user | --group) SUBJECT+=("$option=$value") ;;
         esac
         ;;
     esac
@@ -120,8 +126,8 @@ resolve_target() {
   [[ -n $DEPLOY_ENV ]] || die "--env is required (${allowed// /, })"
   [[ " $allowed " == *" $DEPLOY_ENV "* ]] || die "--env must be one of: ${allowed// /, } (got '$DEPLOY_ENV')"
   if [[ $DEPLOY_ENV == preview ]]; then
-    [[ -n $NAMESPACE ]] || die "--env preview needs --namespace ${SLUG}-pr-<pull request number>"
-    is_preview_namespace "$NAMESPACE" || die "a preview namespace is ${SLUG}-pr-<number>, got '$NAMESPACE'"
+    [[ -n $NAMESPACE ]] || die "--env preview needs --namespace ${SLUG}-preview-<slot> (preview-slots.sh claim names it)"
+    is_preview_namespace "$NAMESPACE" || die "a preview namespace is ${SLUG}-preview-<slot 1 to 99>, got '$NAMESPACE'"
   fi
   : "${NAMESPACE:=${SLUG}-${DEPLOY_ENV}}"
   [[ $NAMESPACE =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || die "not a namespace name (DNS-1123 label): '$NAMESPACE'"
@@ -129,12 +135,23 @@ resolve_target() {
   [[ -f $K8S_DIR/$OVERLAY/kustomization.yaml ]] || die "no kustomization in deploy/k8s/$OVERLAY"
 }
 
-# is_preview_namespace NS: NS is <slug>-pr-<number>, the slug shortened so that NS fits in 63
-# characters (as the preview workflow names it).
-is_preview_namespace() {
-  [[ $1 =~ -pr-[0-9]+$ ]] || return 1
-  local prefix=${1%-pr-*}
-  [[ $prefix == "$SLUG" || ($SLUG == "$prefix"* && $1 =~ ^.{63}$) ]]
+# Previews run in a pool of namespaces the platform creates once (preview-slots.sh create-pool):
+# <slug>-preview-1 to <slug>-preview-<PREVIEW_SLOTS>, at most 99 so that the name fits in 63
+# characters. A pull request claims one (preview-slots.sh claim) and frees it on close
+# (teardown-preview.sh), so the preview credential never needs rights outside the pool.
+preview_namespace() { printf '%s-preview-%s' "$SLUG" "$1"; }
+is_preview_namespace() { [[ $1 =~ ^${SLUG}-preview-[1-9][0-9]?$ ]]; }
+PREVIEW_CLAIM="${SLUG}-preview-claim" # the ConfigMap that marks a slot as a pull request's
+
+# check_slots: PREVIEW_SLOTS is a number from 1 to 99.
+check_slots() {
+  [[ $PREVIEW_SLOTS =~ ^[1-9][0-9]?$ ]] || die "PREVIEW_SLOTS (or --slots) must be 1 to 99, got '$PREVIEW_SLOTS'"
+}
+
+# slot_holder NAMESPACE: the pull request number that holds the slot, empty when it is free.
+# Fails (with kubectl's message on stderr) when the slot cannot be read.
+slot_holder() {
+  kread configmap "$PREVIEW_CLAIM" --namespace "$1" --ignore-not-found -o 'jsonpath={.data.pr}'
 }
 
 validate_image() {
@@ -342,19 +359,23 @@ reset_release() {
   REPLICAS=""
 }
 
-# prepare_namespace: create the namespace when it does not exist yet (restricted Pod Security),
-# label a preview's as created here (teardown-preview.sh checks it), and check that the Secret the
-# pods reference exists. Without the right to read namespaces, the platform manages them.
+# prepare_namespace: create a staging or production namespace when it does not exist yet
+# (restricted Pod Security; a preview's comes from the pool), and check that the Secret the pods
+# reference exists. Without the right to read namespaces, the platform manages them.
 prepare_namespace() {
   local exists=""
   if $CLUSTER && ! exists=$(kread namespace "$NAMESPACE" --ignore-not-found -o name 2>/dev/null); then
     exists=unknown
   fi
+  if [[ -z $exists && $DEPLOY_ENV == preview ]] && $CLUSTER; then
+    die "preview namespace $NAMESPACE does not exist: the platform creates the pool once" \
+      "(deploy/scripts/preview-slots.sh create-pool; docs/deployment.md, \"Preview environments\")"
+  fi
   if [[ -z $exists && -n ${SECRET_KEYS[*]} ]] && $CLUSTER; then
     die "namespace $NAMESPACE does not exist, and the pods need the Secret $SECRET_NAME in it: create both" \
       "first (keys ${SECRET_KEYS[*]}; values never live in this repository)"
   fi
-  if [[ -z $exists || $DEPLOY_ENV == preview ]]; then
+  if [[ -z $exists && $DEPLOY_ENV != preview ]]; then
     cat >"$WORK/namespace.yaml" <<EOF
 apiVersion: v1
 kind: Namespace
@@ -365,7 +386,7 @@ metadata:
     pod-security.kubernetes.io/enforce: restricted
     pod-security.kubernetes.io/warn: restricted
 EOF
-    [[ -n $exists ]] || note "namespace $NAMESPACE does not exist: creating it (restricted Pod Security)"
+    note "namespace $NAMESPACE does not exist: creating it (restricted Pod Security)"
     kube apply --filename "$WORK/namespace.yaml"
   fi
   if [[ -z ${SECRET_KEYS[*]} ]] || ! $CLUSTER; then
