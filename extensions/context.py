@@ -39,7 +39,19 @@ FACTS: dict[str, dict[str, Any]] = {
         "source_dirs": ["src"],
         # the team's own code: seeded once, never changed by `copier update` (_skip_if_exists)
         "seeded_dir": "src/app",
+        # What `make setup` needs on the machine, checked first by scripts/check-tools.sh and listed
+        # in the README: the oldest version that works ("{version}" is the chosen release, "{line}"
+        # its major.minor), a command printing the installed one, and where to get it.
+        # Node.js: package.json's engines (a test keeps them in step); npm: the one that Node ships.
+        "tools": [
+            {"name": "Node.js", "min": "20.19", "command": "node --version",
+             "how": "https://nodejs.org/en/download, or `nvm install` (reads .nvmrc: Node.js {version})"},
+            {"name": "npm", "min": "10.8", "command": "npm --version",
+             "how": "it comes with Node.js: a newer Node.js, or `npm install --global npm`"},
+        ],
         "setup_command": "npm ci",
+        # Known vulnerabilities of what ships (CI's `audit` step; npm's advisory database)
+        "audit_command": "npm audit --omit=dev --audit-level=high",
         "lint_command": "npm run lint",
         "typecheck_command": "npm run typecheck",
         "test_command": "npm test",
@@ -102,7 +114,16 @@ FACTS: dict[str, dict[str, Any]] = {
         "dependency_files": ["go.mod", "go.sum"],
         "source_dirs": ["cmd", "internal"],
         "seeded_dir": "internal/app",
+        # the go line of go.mod; `go env GOVERSION` in the repository reports the toolchain Go will
+        # use: a Go 1.21 or newer fetches the go.mod release itself unless GOTOOLCHAIN=local
+        "tools": [
+            {"name": "Go", "min": "{line}.0", "command": "go env GOVERSION",
+             "how": "https://go.dev/dl/ (Go {version}); a Go 1.21 or newer fetches it itself unless "
+                    "GOTOOLCHAIN=local"},
+        ],
         "setup_command": "go mod download && go mod verify",
+        # govulncheck reports only vulnerabilities whose code the service can reach; pinned release
+        "audit_command": "go run golang.org/x/vuln/cmd/govulncheck@v1.9.0 ./...",
         "lint_command": 'test -z "$(gofmt -l .)" && go vet ./... && go mod tidy -diff',
         "typecheck_command": "go build ./... && go vet ./...",
         "test_command": "CGO_ENABLED=1 go test -race ./...",
@@ -154,7 +175,18 @@ FACTS: dict[str, dict[str, Any]] = {
         "dependency_files": ["pyproject.toml", "uv.lock"],
         "source_dirs": ["config", "ops", "service", "manage.py", "gunicorn.conf.py"],
         "seeded_dir": "service",
+        # uv: the release line of the image's uv (includes/django/dockerfile-build.jinja), which wrote
+        # uv.lock; Python: pyproject.toml's requires-python, as uv finds it for this project
+        "tools": [
+            {"name": "uv", "min": "0.13", "command": "uv --version",
+             "how": "https://docs.astral.sh/uv/getting-started/installation/ (an older one: `uv self update`)"},
+            {"name": "Python", "min": "3.11",
+             "command": "uv python find >/dev/null && \"$(uv python find)\" --version",
+             "how": "`uv python install {version}`, or https://www.python.org/downloads/"},
+        ],
         "setup_command": "uv sync --frozen",
+        # the runtime packages of uv.lock against the OSV database (the dev group does not ship)
+        "audit_command": "uv audit --frozen --no-dev",
         "lint_command": "uv lock --check && uv run --frozen ruff check . && uv run --frozen ruff format --check .",
         "typecheck_command": "uv run --frozen mypy .",
         "test_command": "uv run --frozen pytest",
@@ -233,7 +265,8 @@ COMMON_DOCKERIGNORE = [".git", ".github", "**/.env", "**/.env.*", "!**/.env.exam
                        "**/.npmrc", "*.md", "docs",
                        "deploy", "compose.yaml", "Makefile", ".editorconfig", ".vscode", ".idea",
                        "*.swp", ".DS_Store", ".copier-answers.yml", ".pre-commit-config.yaml", "team.mk",
-                       "scripts/check-no-conflicts.sh", "scripts/readiness.*", "*.rej", "*.orig"]
+                       "scripts/check-no-conflicts.sh", "scripts/check-tools.sh", "scripts/readiness.*", "*.rej",
+                       "*.orig"]
 COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".vscode/", "*.swp",
                     "*.rej", "*.orig"]
 
@@ -539,6 +572,9 @@ class ContextUpdater(ContextHook):
         row["version"] = str(version)
         row["build_image"] = facts["build_image"].format(version=version)
         row["runtime_image"] = facts["runtime_image"].format(version=version)
+        line = ".".join(str(version).split(".")[:2])
+        row["tools"] = [{key: text.format(version=version, line=line) for key, text in tool.items()}
+                        for tool in facts["tools"]]
         row["dockerignore"] = COMMON_DOCKERIGNORE + facts["dockerignore"]
         row["gitignore"] = COMMON_GITIGNORE + facts["gitignore"]
         context["facts"] = row
