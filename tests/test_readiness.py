@@ -17,13 +17,14 @@ from helpers import LANGUAGES, run
 from extensions.context import FACTS
 
 RULES = ["image-user", "image-healthcheck", "image-pinned", "k8s-probes", "k8s-resources",
-         "k8s-security-context", "actions-pinned", "workflow-permissions", "ci-readiness", "no-secrets",
-         "env-documented", "checklist-files"]
+         "k8s-security-context", "actions-pinned", "workflow-permissions", "ci-readiness",
+         "vulnerability-scans", "no-secrets", "env-documented", "checklist-files"]
 # The part of the render each rule checks; a rule whose part is not rendered must FAIL, never pass.
 PART = {"image-user": "Dockerfile", "image-healthcheck": "Dockerfile", "image-pinned": "Dockerfile",
         "k8s-probes": "deploy/k8s/overlays", "k8s-resources": "deploy/k8s/overlays",
         "k8s-security-context": "deploy/k8s/overlays", "actions-pinned": ".github/workflows",
         "workflow-permissions": ".github/workflows", "ci-readiness": ".github/workflows",
+        "vulnerability-scans": ".github/workflows",
         "no-secrets": ".", "env-documented": "<source>", "checklist-files": "docs/production-readiness.md"}
 
 
@@ -340,7 +341,7 @@ def test_the_report_lists_every_failure_and_exits_1(private_render):
     assert proc.returncode == 1
     assert re.search(r"^FAIL\s+image-user", proc.stdout, re.MULTILINE)
     assert re.search(r"^FAIL\s+checklist-files", proc.stdout, re.MULTILINE)
-    assert re.search(r"^readiness: \d+ of 12 rules hold; fix the files named above", proc.stdout, re.MULTILINE)
+    assert re.search(r"^readiness: \d+ of 13 rules hold; fix the files named above", proc.stdout, re.MULTILINE)
 
 
 @pytest.mark.toolchain
@@ -351,7 +352,7 @@ def test_make_readiness_provisions_its_own_python(private_render, tmp_path):
     proc = run(["make", "readiness"], cwd=project.path, check=False, timeout=300,
                XDG_CACHE_HOME=str(cache))
     assert (cache / "service-readiness").is_dir()
-    assert re.search(r"^readiness: \d+ of 12 rules hold", proc.stdout, re.MULTILINE), proc.stdout + proc.stderr
+    assert re.search(r"^readiness: \d+ of 13 rules hold", proc.stdout, re.MULTILINE), proc.stdout + proc.stderr
     direct, _ = readiness(project.path)
     assert proc.returncode == (2 if direct else 0), "make fails exactly when the check fails"
     again = run(["make", "readiness"], cwd=project.path, check=False, timeout=120, XDG_CACHE_HOME=str(cache))

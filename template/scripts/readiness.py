@@ -587,6 +587,55 @@ def check_permissions(repo: Repo) -> list[Failure]:
     return failures
 
 
+TRIVY_IGNORES = ".trivyignore.yaml"
+ACCEPTANCE_KEYS = ("id", "statement", "expired_at")
+
+
+def check_vulnerability_scans(repo: Repo) -> list[Failure]:
+    """CI audits the dependencies that ship, the deploy workflow's Trivy scan fails the release on
+    high and critical findings, and every accepted finding has a reason and an expiry date."""
+    loaded, failures = loaded_workflows(repo)
+    steps = [
+        step
+        for _, doc in loaded
+        for job in doc["jobs"].values()
+        for step in dig(job, "steps") or []
+        if isinstance(step, dict)
+    ]
+    audit = repo.facts.get("audit_command", "")
+    if loaded and not any(str(step.get("run", "")).strip() == audit for step in steps):
+        message = f"no step runs the dependency audit `{audit}`"
+        failures.append(Failure(f"{WORKFLOWS}/ci.yml", message))
+    gates = [
+        step
+        for step in steps
+        if str(step.get("uses", "")).startswith("aquasecurity/trivy-action@")
+        and str(dig(step, "with", "exit-code")) == "1"
+        and {"HIGH", "CRITICAL"} <= set(str(dig(step, "with", "severity") or "").split(","))
+    ]
+    if loaded and not gates:
+        message = "no Trivy image scan failing on high and critical findings (exit-code: 1)"
+        failures.append(Failure(f"{WORKFLOWS}/deploy.yml", message))
+    if repo.exists(TRIVY_IGNORES):
+        try:
+            accepted = dig(yaml.safe_load(repo.text(TRIVY_IGNORES)), "vulnerabilities") or []
+        except yaml.YAMLError as error:
+            return [*failures, Failure(TRIVY_IGNORES, f"not YAML: {error}")]
+        entries = accepted if isinstance(accepted, list) else [accepted]
+        for number, item in enumerate(entries, 1):
+            entry: dict[str, Any] = item if isinstance(item, dict) else {}
+            missing = [key for key in ACCEPTANCE_KEYS if not entry.get(key)]
+            name = entry.get("id") or f"entry {number}"
+            where = f"{TRIVY_IGNORES}:{line_of(repo.text(TRIVY_IGNORES), str(name))}"
+            if missing:
+                message = f"{name} lacks {', '.join(missing)}: say why, and until when"
+                failures.append(Failure(where, message))
+            elif not hasattr(entry["expired_at"], "year"):
+                message = f"{name}: expired_at {entry['expired_at']!r} is not a date (YYYY-MM-DD)"
+                failures.append(Failure(where, message))
+    return failures
+
+
 def check_ci_runs_readiness(repo: Repo) -> list[Failure]:
     loaded, failures = loaded_workflows(repo)
     for _, doc in loaded:
@@ -815,6 +864,11 @@ RULES = [
     Rule("actions-pinned", "every action is pinned to a full commit SHA", check_pinned_actions),
     Rule("workflow-permissions", "workflows grant least privilege", check_permissions),
     Rule("ci-readiness", "CI runs this check (`make readiness`)", check_ci_runs_readiness),
+    Rule(
+        "vulnerability-scans",
+        "dependencies audited in CI, the image scanned before release, accepted findings expire",
+        check_vulnerability_scans,
+    ),
     Rule("no-secrets", "no secret-looking values committed", check_secrets),
     Rule("env-documented", ".env.example lists every variable read", check_env_documented),
     Rule("checklist-files", "every ticked checklist item names files that exist", check_checklist),
