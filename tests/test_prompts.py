@@ -12,15 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import pexpect  # pinned in requirements-dev.txt, with pyte
+import pyte
 import pytest
 import yaml
 from helpers import ROOT, VENV_BIN
 
 sys.path.insert(0, str(ROOT))
 from extensions.context import port_error, port_number
-
-pexpect = pytest.importorskip("pexpect")
-pyte = pytest.importorskip("pyte")
 
 DOWN = "\x1b[B"  # the down-arrow key
 CTRL_U = "\x15"  # clear the line (unix-line-discard), what a person does to a prefilled default
