@@ -47,7 +47,8 @@ parse_args "$@"
 check_slots
 
 create_pool() {
-  ((${#SUBJECT[@]} == 1)) ||
+  set -- "${SUBJECT[@]}"
+  (($# == 1)) ||
     die "create-pool needs one of --serviceaccount NS:NAME, --user NAME or --group NAME: the preview credential's identity"
   local slot namespace
   for ((slot = 1; slot <= PREVIEW_SLOTS; slot++)); do
@@ -106,8 +107,8 @@ claim() {
     grep -q AlreadyExists "$WORK/claim.err" || unusable+=("$namespace ($(tail -n 1 "$WORK/claim.err"))")
   done
   local problem="no free preview namespace for pull request $PR_NUMBER"
-  ((${#held[@]} == 0)) || problem+="; held: $(printf '%s, ' "${held[@]}")"
-  ((${#unusable[@]} == 0)) || problem+="; not usable: $(printf '%s, ' "${unusable[@]}")"
+  [[ -z ${held[*]} ]] || problem+="; held: $(printf '%s, ' "${held[@]}")"
+  [[ -z ${unusable[*]} ]] || problem+="; not usable: $(printf '%s, ' "${unusable[@]}")"
   die "${problem%, }. Closing a pull request frees its namespace (teardown-preview.sh); the platform" \
     "adds more with preview-slots.sh create-pool --slots N (then set the PREVIEW_SLOTS variable)"
 }
