@@ -32,11 +32,16 @@ def words(text: str) -> re.Pattern[str]:
     return re.compile(r"\s+".join(re.escape(word) for word in text.split()))
 
 
+QMARK = "\N{MICROPHONE}"  # copier's mark before each question
+QUIET = 1.5  # seconds without output: copier waits for a key
+
+
 class Prompt:
     """copier copy of this template (HEAD, with the working tree's changes) in a pseudo-terminal.
 
     What the person sees is read from a terminal emulator (pyte) fed with copier's output:
-    prompt_toolkit redraws only what changed, so a message is rarely one run of the raw output."""
+    prompt_toolkit redraws only what changed, so a message is rarely one run of the raw output.
+    A question the test does not name (one added to copier.yml later) gets Enter, its default."""
 
     def __init__(self, dst: Path, log: Path):
         env = {**os.environ, "TERM": "xterm-256color",
@@ -49,23 +54,45 @@ class Prompt:
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self.stream = pyte.Stream(self.screen)
         self.ended = False
+        self.answered = ""  # the help text of the question the test last waited for
+        self.defaulted: list[str] = []  # the questions the test did not name, answered with Enter
 
     def shown(self) -> str:
         return "\n".join(line.rstrip() for line in self.screen.display)
 
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        """Wait until ``text`` is on the screen."""
-        pattern = words(text)
+    def pending(self) -> str:
+        """The newest question line on the screen."""
+        return next((line for line in reversed(self.screen.display) if QMARK in line), "")
+
+    def _pump(self, done, timeout: float, default_others: bool) -> None:
         deadline = time.monotonic() + timeout
-        while not pattern.search(self.shown()):
+        quiet_since = time.monotonic()
+        while not done():
             if self.ended or time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} never shown; the screen:\n{self.shown()}")
+                raise AssertionError(f"gave up waiting; the screen:\n{self.shown()}")
             try:
                 self.stream.feed(self.child.read_nonblocking(65536, timeout=0.2))
+                quiet_since = time.monotonic()
             except pexpect.TIMEOUT:
-                pass
+                question = self.pending()
+                if (default_others and time.monotonic() - quiet_since > QUIET and question
+                        and not (self.answered and words(self.answered).search(question))):
+                    self.defaulted.append(question)
+                    self.send(ENTER)
+                    quiet_since = time.monotonic()
             except pexpect.EOF:
                 self.ended = True
+
+    def question(self, help_text: str, timeout: float = 60) -> None:
+        """Wait for the question whose help starts with ``help_text``."""
+        pattern = words(help_text)
+        self._pump(lambda: bool(pattern.search(self.shown())), timeout, default_others=True)
+        self.answered = help_text
+
+    def shows(self, text: str, timeout: float = 60) -> None:
+        """Wait until ``text`` is on the screen (a refusal: the same question waits)."""
+        pattern = words(text)
+        self._pump(lambda: bool(pattern.search(self.shown())), timeout, default_others=False)
 
     def send(self, keys: str) -> None:
         self.child.send(keys)
@@ -76,11 +103,7 @@ class Prompt:
 
     def finish(self) -> str:
         """Wait for copier to end; what the screen shows then."""
-        while not self.ended:
-            try:
-                self.stream.feed(self.child.read_nonblocking(65536, timeout=300))
-            except pexpect.EOF:
-                self.ended = True
+        self._pump(lambda: self.ended, 300, default_others=True)
         self.child.close()
         assert self.child.exitstatus == 0, self.shown()
         return self.shown()
@@ -95,34 +118,34 @@ def test_every_kind_of_question_takes_what_a_person_types(tmp_path):
     dst = tmp_path / "svc"
     prompt = Prompt(dst, tmp_path / "terminal.log")
     # free text: clear the default, type
-    prompt.wait_for("Human-readable name of the service")
+    prompt.question("Human-readable name of the service")
     prompt.type("Payments API (EU)")
-    prompt.wait_for("Machine name")
+    prompt.question("Machine name")
     prompt.send(ENTER)  # the default, derived from the name
-    prompt.wait_for("One sentence saying what the service does")
+    prompt.question("One sentence saying what the service does")
     prompt.type("Takes card payments")
-    prompt.wait_for("GitHub user or organisation")
+    prompt.question("GitHub user or organisation")
     prompt.type("acme")
     # a choice: the arrow keys, then Enter
-    prompt.wait_for("Language and framework of the service")
+    prompt.question("Language and framework of the service")
     prompt.send(DOWN + DOWN + ENTER)  # node, go, django
-    prompt.wait_for("Python version of the image and CI")
+    prompt.question("Python version of the image and CI")
     prompt.send(DOWN + ENTER)  # the second version offered
     # the port: refused answers show the rule and ask again; an accepted one moves on
-    prompt.wait_for("TCP port the service listens on")
+    prompt.question("TCP port the service listens on")
     prompt.type("80")
-    prompt.wait_for("Validation error for question 'port': must be between 1024 and 65535")
+    prompt.shows("Validation error for question 'port': must be between 1024 and 65535")
     prompt.type("abc")
-    prompt.wait_for("must be a whole number from 1024 to 65535, such as 8080, got 'abc'")
+    prompt.shows("must be a whole number from 1024 to 65535, such as 8080, got 'abc'")
     prompt.type("9123")
-    prompt.wait_for("How a new version reaches users")
+    prompt.question("How a new version reaches users")
     prompt.send(DOWN + DOWN + ENTER)  # rolling, blue-green, canary
-    prompt.wait_for("Canary traffic percentages")
+    prompt.question("Canary traffic percentages")
     prompt.type("10,50,25,100")
-    prompt.wait_for("percentages must be strictly increasing")
+    prompt.shows("percentages must be strictly increasing")
     prompt.type("5,50,100")
     # yes/no: one key
-    prompt.wait_for("Deploy each same-repository pull request")
+    prompt.question("Deploy each same-repository pull request")
     prompt.send("n")
     shown = prompt.finish()
 
@@ -154,7 +177,7 @@ def test_enter_at_every_prompt_takes_the_defaults(tmp_path):
     for question in ("Human-readable name", "Machine name", "One sentence", "GitHub user",
                      "Language and framework", "Node.js release line", "TCP port", "How a new version",
                      "Deploy each same-repository pull request"):
-        prompt.wait_for(question)
+        prompt.question(question)
         prompt.send(ENTER)
     prompt.finish()
     recorded = answers(dst)
