@@ -9,6 +9,8 @@
   graceful_timeout (SHUTDOWN_TIMEOUT_SECONDS); the master exits 0.
 - Prometheus multiprocess mode: every worker writes its metrics to a private directory, and
   /metrics, whichever worker answers it, adds them up.
+- Fair turns between keep-alive connections: after each request a gevent worker lets its other
+  connections' waiting requests go first (take_turns).
 """
 
 from __future__ import annotations
@@ -83,6 +85,25 @@ class JsonLogger(glogging.Logger):
             log.name, level, __file__, 0, "request", (), None, extra={ACCESS_FIELDS: fields}
         )
         log.handle(record)
+
+
+def take_turns() -> None:
+    """After a request, let the worker's other ready connections go first (gunicorn's
+    post_request hook).
+
+    gunicorn's gevent worker reads a keep-alive connection's next request as soon as it has
+    answered the previous one, and a read that finds data waiting does not yield to gevent's hub.
+    Under load, a fast client's next request is usually there already, so one connection could
+    be served many times in a row while the worker's other connections waited: measured under
+    `wrk -c16`, a median of 0.4 ms and a p99 of 100 ms or more on the same worker. One
+    `gevent.sleep(0)` per request puts this connection behind the others that are ready (a
+    greenlet switch, a few microseconds). Without gevent (another worker class) nothing happens.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        import gevent  # noqa: PLC0415 - only under the gevent worker
+
+        gevent.sleep(0)
 
 
 def install_drain(server: Any, delay_seconds: float) -> None:

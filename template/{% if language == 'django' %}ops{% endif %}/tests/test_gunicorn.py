@@ -173,3 +173,52 @@ def test_slow_clients_do_not_stall_health(start_gunicorn: Callable[..., Server])
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_a_busy_keep_alive_connection_does_not_starve_the_others(
+    start_gunicorn: Callable[..., Server],
+) -> None:
+    """One connection sends 500 requests at once (pipelined); once the worker is serving them,
+    another connection sends one: it is answered within the worker's next turns, not after the
+    first connection's 500 (ops.server.take_turns)."""
+    server = start_gunicorn(WEB_CONCURRENCY="1")
+    count = 500
+    busy = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    other = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    # The busy connection's answers are read as they come, so that no full socket buffer makes
+    # the worker wait (and switch) on its own.
+    reader = threading.Thread(target=lambda: _drain(busy), daemon=True)
+    reader.start()
+    try:
+        request = b"GET /busy HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        busy.sendall(request * count)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _paths(server):
+            time.sleep(0.001)
+        served_before = len(_paths(server))  # at least this many were served before /other came
+        other.sendall(b"GET /other HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert other.recv(65536).startswith(b"HTTP/1.1 ")
+        while time.monotonic() < deadline and len(_paths(server)) < count + 1:
+            time.sleep(0.05)
+    finally:
+        busy.close()
+        other.close()
+    paths = _paths(server)
+    assert len(paths) == count + 1
+    # The access log is written in the order the requests were served: without turns, /other
+    # would come after all 500.
+    position = paths.index("/other")
+    assert position - served_before < count // 5, (position, served_before)
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
+def _paths(server: Server) -> list[str]:
+    records = [json.loads(line) for line in server.log_lines()]
+    return [record["path"] for record in records if record.get("logger") == "gunicorn.access"]
