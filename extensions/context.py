@@ -52,6 +52,9 @@ FACTS: dict[str, dict[str, Any]] = {
         "setup_command": "npm ci",
         # Known vulnerabilities of what ships (CI's `audit` step; npm's advisory database)
         "audit_command": "npm audit --omit=dev --audit-level=high",
+        # What of the arm64 image's build runs under emulation (QEMU) on an amd64 runner; "" for
+        # none. The npm stages run on the build platform (pure JavaScript).
+        "emulated_build": "the runtime stage's user set-up",
         "lint_command": "npm run lint",
         "typecheck_command": "npm run typecheck",
         "test_command": "npm test",
@@ -124,6 +127,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "setup_command": "go mod download && go mod verify",
         # govulncheck reports only vulnerabilities whose code the service can reach; pinned release
         "audit_command": "go run golang.org/x/vuln/cmd/govulncheck@v1.9.0 ./...",
+        "emulated_build": "",  # cross-compiled on the build platform (GOOS/GOARCH)
         "lint_command": 'test -z "$(gofmt -l .)" && go vet ./... && go mod tidy -diff',
         "typecheck_command": "go build ./... && go vet ./...",
         "test_command": "CGO_ENABLED=1 go test -race ./...",
@@ -187,6 +191,8 @@ FACTS: dict[str, dict[str, Any]] = {
         "setup_command": "uv sync --frozen",
         # the runtime packages of uv.lock against the OSV database (the dev group does not ship)
         "audit_command": "uv audit --frozen --no-dev",
+        # compiled wheels (psycopg, gevent...) are installed for the target platform
+        "emulated_build": "the build stage's uv sync and collectstatic",
         "lint_command": "uv lock --check && uv run --frozen ruff check . && uv run --frozen ruff format --check .",
         "typecheck_command": "uv run --frozen mypy .",
         "test_command": "uv run --frozen pytest",
@@ -361,6 +367,28 @@ def github_owner_error(value: Any) -> str:
     if not _GITHUB_OWNER.match(str(value)):
         return ("must be a GitHub user or organisation name: letters, digits and single '-' "
                 "between them, at most 39 characters")
+    return ""
+
+
+# Backstage entity references (catalog-info.yaml): `[<kind>:][<namespace>/]<name>`, each part a
+# sequence of [A-Za-z0-9] runs joined by single '-', '_' or '.', at most 63 characters (the rules of
+# Backstage's FieldFormatEntityPolicy; tests/test_catalog.py runs Backstage's own validator).
+_CATALOG_PART = r"[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)*"
+_CATALOG_REF = re.compile(
+    rf"^(?:(?P<kind>{_CATALOG_PART}):)?(?:(?P<namespace>{_CATALOG_PART})/)?(?P<name>{_CATALOG_PART})$")
+
+
+def catalog_ref_error(value: Any, kinds: tuple[str, ...] = (), optional: bool = False) -> str:
+    """'' when VALUE is a Backstage entity reference (of one of KINDS when it names a kind)."""
+    text = str(value)
+    if optional and text == "":
+        return ""
+    match = _CATALOG_REF.match(text)
+    if not match or any(len(part or "") > 63 for part in match.groups()):
+        return ("must be a Backstage entity reference, [kind:][namespace/]name: letters and digits "
+                "joined by single '-', '_' or '.', each part at most 63 characters")
+    if match["kind"] and kinds and match["kind"].lower() not in kinds:
+        return f"may name the kind {' or '.join(kinds)} only, got '{match['kind']}'"
     return ""
 
 
@@ -605,6 +633,7 @@ class Filters(Extension):
             slugify=slugify,
             slug_error=slug_error,
             github_owner_error=github_owner_error,
+            catalog_ref_error=catalog_ref_error,
             port_error=port_error,
             text_error=text_error,
             dockerfile_string=dockerfile_string,

@@ -44,3 +44,9 @@ fi
 
 # checkov (policy tests) in its own venv from requirements-checkov.txt; a no-op once installed.
 scripts/checkov.sh --version >/dev/null
+
+# Backstage's own entity validation (tests/test_catalog.py), from its lockfile; skipped while the
+# installed tree is newer than the lockfile.
+if [ ! tests/backstage/node_modules/.package-lock.json -nt tests/backstage/package-lock.json ]; then
+  npm ci --prefix tests/backstage --no-audit --no-fund --silent
+fi

@@ -136,6 +136,8 @@ def any_answers(draw) -> dict[str, Any]:
         "project_slug": st.one_of(dns_label, text),
         "description": text,
         "github_owner": st.one_of(owner, text),
+        "owner": st.one_of(owner, text),
+        "system": st.one_of(st.just(""), owner, text),
         "language": st.one_of(st.sampled_from(LANGUAGES), text),
         "port": ports,
         "deployment_strategy": st.one_of(st.sampled_from(STRATEGIES), text),
@@ -163,6 +165,8 @@ def valid_answers(draw) -> dict[str, Any]:
         "project_name": draw(text.filter(str.strip)),
         "description": draw(text),
         "github_owner": draw(owner),
+        "owner": draw(st.one_of(owner, owner.map(lambda name: f"group:default/{name}"))),
+        "system": draw(st.one_of(st.just(""), owner)),
         "port": draw(
             st.one_of(st.sampled_from([1024, 65535, facts["default_port"]]), st.integers(1024, 65535))
         ),

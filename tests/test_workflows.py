@@ -32,6 +32,7 @@ PINS: dict[str, tuple[str, str]] = {
     "Azure/setup-kubectl": ("829323503d1be3d00ca8346e5391ca0b07a9ab0d", "v5.1.0"),
     "actions/dependency-review-action": ("2031cfc080254a8a887f58cffee85186f0e49e48", "v4.9.0"),
     "aquasecurity/trivy-action": ("ed142fd0673e97e23eac54620cfb913e5ce36c25", "v0.36.0"),
+    "docker/setup-qemu-action": ("96fe6ef7f33517b61c61be40b68a1882f3264fb8", "v4.2.0"),
     "actions/attest-build-provenance": ("a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32", "v4.1.0"),
     "actions/attest-sbom": ("c604332985a26aa8cf1bdc465b92731239ec6b9e", "v4.1.0"),
     "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
