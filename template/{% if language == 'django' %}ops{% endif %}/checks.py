@@ -22,9 +22,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import Error, connections
+from django.utils.connection import ConnectionDoesNotExist
 from health_check.base import HealthCheck
-from health_check.checks import Database as _Database
-from health_check.exceptions import HealthCheckException
+from health_check.exceptions import HealthCheckException, ServiceUnavailable
 
 logger = logging.getLogger("ops.checks")
 
@@ -35,9 +36,14 @@ Check = TypeVar("Check", bound=HealthCheck)
 
 
 @dataclasses.dataclass
-class Database(_Database):
-    """SELECT 1 on a fresh connection. 2 s budget: PostgreSQL's connect_timeout is also 2 s."""
+class Database(HealthCheck):
+    """SELECT 1 on a fresh connection. 2 s budget: PostgreSQL's connect_timeout is also 2 s.
 
+    The same query and errors as django-health-check's `health_check.checks.Database`, which is
+    not imported: that module also imports dnspython for its DNS check (see ops/__init__.py).
+    """
+
+    alias: str = "default"
     timeout: datetime.timedelta = dataclasses.field(
         default=datetime.timedelta(seconds=2), repr=False
     )
@@ -45,6 +51,22 @@ class Database(_Database):
     @property
     def name(self) -> str:
         return "database" if self.alias == "default" else f"database:{self.alias}"
+
+    def run(self) -> None:
+        try:
+            connection = connections[self.alias]
+        except ConnectionDoesNotExist as exc:
+            raise ServiceUnavailable("Database alias does not exist") from exc
+        query = "SELECT 1 FROM DUAL" if connection.vendor == "oracle" else "SELECT 1"
+        try:
+            with connection.temporary_connection() as cursor:
+                cursor.execute(query)
+                result = cursor.fetchone()
+        except Error as exc:
+            # The driver's first clause ("connection refused"), never the DSN or the query.
+            raise ServiceUnavailable(str(exc).rsplit(":")[0]) from exc
+        if result != (1,):
+            raise ServiceUnavailable("Health Check query did not return the expected result.")
 
 
 def optional(check: Check) -> Check:

@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from django.db import OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import path
@@ -17,7 +18,7 @@ from pytest_django import Settings
 
 from config import urls as config_urls
 from ops import lifecycle
-from ops.checks import optional, run_checks
+from ops.checks import Database, optional, run_checks
 
 pytestmark = pytest.mark.django_db
 
@@ -277,3 +278,18 @@ def test_a_body_over_one_mib_is_refused_before_routing(client: Client) -> None:
     )
     assert response.status_code == 413
     assert response.json() == {"error": "payload_too_large", "request_id": response["X-Request-ID"]}
+
+
+def test_the_database_check_names_the_failure_without_connection_details(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ServiceUnavailable, match="alias does not exist"):
+        Database(alias="nowhere").run()
+
+    def refused() -> None:
+        raise OperationalError("connection refused: host=db.internal user=app password=secret")
+
+    monkeypatch.setattr(connections["default"], "temporary_connection", refused)
+    with pytest.raises(ServiceUnavailable) as failure:
+        Database().run()
+    assert failure.value.message == "connection refused"

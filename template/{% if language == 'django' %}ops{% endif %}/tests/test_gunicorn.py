@@ -222,3 +222,31 @@ def _drain(sock: socket.socket) -> None:
 def _paths(server: Server) -> list[str]:
     records = [json.loads(line) for line in server.log_lines()]
     return [record["path"] for record in records if record.get("logger") == "gunicorn.access"]
+
+
+def test_the_app_loads_without_dnspython_and_the_bundled_checks_still_import(
+    tmp_path: Path,
+) -> None:
+    """A worker's start does not pay for django-health-check's DNS check (ops/__init__.py); a
+    service that lists a bundled check still imports it the usual ways."""
+    script = (
+        "import sys\n"
+        "from config.wsgi import application\n"
+        "from ops.checks import run_checks\n"
+        "assert [r.ok for r in run_checks()] == [True], run_checks()\n"
+        "assert 'dns' not in sys.modules, 'dnspython loaded'\n"
+        "import health_check\n"
+        "from health_check import Cache\n"
+        "from health_check.checks import DNS\n"
+        "assert health_check.Cache is Cache and health_check.checks.DNS is DNS\n"
+        "assert health_check.__version__\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BASE_DIR,
+        env=subprocess_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
