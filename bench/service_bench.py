@@ -10,8 +10,12 @@ Per language, natively (no Docker engine on the development machines):
 
 The hello-worlds answer /health, /ready and / with a constant JSON body and nothing else, on the
 same framework and server settings: Go's net/http (ServeMux), Fastify (logger off), and Django
-behind gunicorn with the rendered gunicorn.conf.py's worker class, workers and keep-alive. The
-rendered service runs as in production (APP_ENV=production) at the default LOG_LEVEL=info.
+behind gunicorn with the rendered gunicorn.conf.py's worker class, workers and keep-alive. A second
+baseline per language, "hello + contract headers", is the same hello-world that also sends the
+contract's nine response headers with constant values (CONTRACT_HEADERS and Content-Type) and
+nothing else: the floor any service that honours the contract pays, measured side by side. Ratios
+stay against the plain hello-world. The rendered service runs as in production (APP_ENV=production)
+at the default LOG_LEVEL=info.
 
 With --ablations, the service is also measured with each contract feature switched off in turn
 (bench/ablations/<language>.py: the edits that switch it off in a copy of the render), in the same
@@ -55,10 +59,29 @@ done = function(summary, latency, requests)
 end
 """
 
+# The contract's nine response headers with constant values (docs/service-contract.md): the six
+# security headers, X-Request-ID, Cache-Control and Content-Type. The "hello + contract headers"
+# rows are the hello-world that also sends them and does nothing else: the floor of every service
+# that honours the contract, measured in the same run.
+CONTRACT_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Request-ID": "0123456789abcdef0123456789abcdef",
+    "Cache-Control": "no-store",
+}
+HEADERS_JSON = json.dumps(CONTRACT_HEADERS)
+
+# HELLO_HEADERS=1 picks the handlers that also send the contract's headers (pre-built values
+# assigned to the header map: the cheapest way net/http offers); the plain handlers are unchanged.
 GO_HELLO = """\
 package main
 
 import (
+\t"encoding/json"
 \t"net/http"
 \t"os"
 )
@@ -72,6 +95,29 @@ func main() {
 \t\tw.Header().Set("Content-Type", "application/json")
 \t\t_, _ = w.Write([]byte(`{"service":"hello","version":"bench"}`))
 \t}
+\tif os.Getenv("HELLO_HEADERS") != "" {
+\t\tvar constant map[string]string
+\t\t_ = json.Unmarshal([]byte(os.Getenv("HELLO_HEADERS")), &constant)
+\t\ttype header struct {
+\t\t\tname   string
+\t\t\tvalues []string
+\t\t}
+\t\theaders := []header{{"Content-Type", []string{"application/json"}}}
+\t\tfor name, value := range constant {
+\t\t\theaders = append(headers, header{http.CanonicalHeaderKey(name), []string{value}})
+\t\t}
+\t\twithHeaders := func(body []byte) http.HandlerFunc {
+\t\t\treturn func(w http.ResponseWriter, r *http.Request) {
+\t\t\t\th := w.Header()
+\t\t\t\tfor _, each := range headers {
+\t\t\t\t\th[each.name] = each.values
+\t\t\t\t}
+\t\t\t\t_, _ = w.Write(body)
+\t\t\t}
+\t\t}
+\t\tok = withHeaders([]byte(`{"status":"ok"}`))
+\t\tindex = withHeaders([]byte(`{"service":"hello","version":"bench"}`))
+\t}
 \tmux := http.NewServeMux()
 \tmux.HandleFunc("GET /health", ok)
 \tmux.HandleFunc("GET /ready", ok)
@@ -84,13 +130,23 @@ NODE_HELLO = """\
 import Fastify from "fastify";
 
 const app = Fastify({ logger: false });
-app.get("/health", async () => ({ status: "ok" }));
-app.get("/ready", async () => ({ status: "ok" }));
-app.get("/", async () => ({ service: "hello", version: "bench" }));
+if (process.env.HELLO_HEADERS) {
+  const headers = JSON.parse(process.env.HELLO_HEADERS);
+  app.get("/health", async (request, reply) => { reply.headers(headers); return { status: "ok" }; });
+  app.get("/ready", async (request, reply) => { reply.headers(headers); return { status: "ok" }; });
+  app.get("/", async (request, reply) => { reply.headers(headers); return { service: "hello", version: "bench" }; });
+} else {
+  app.get("/health", async () => ({ status: "ok" }));
+  app.get("/ready", async () => ({ status: "ok" }));
+  app.get("/", async () => ({ service: "hello", version: "bench" }));
+}
 await app.listen({ port: Number(process.env.PORT), host: "127.0.0.1" });
 """
 
 DJANGO_HELLO = """\
+import json
+import os
+
 from django.conf import settings
 
 settings.configure(DEBUG=False, ALLOWED_HOSTS=["*"], ROOT_URLCONF=__name__, MIDDLEWARE=[],
@@ -107,6 +163,16 @@ def ok(request):
 
 def index(request):
     return JsonResponse({"service": "hello", "version": "bench"})
+
+
+if os.environ.get("HELLO_HEADERS"):
+    HEADERS = json.loads(os.environ["HELLO_HEADERS"])
+
+    def ok(request):  # noqa: F811
+        return JsonResponse({"status": "ok"}, headers=HEADERS)
+
+    def index(request):  # noqa: F811
+        return JsonResponse({"service": "hello", "version": "bench"}, headers=HEADERS)
 
 
 urlpatterns = [path("health", ok), path("ready", ok), path("", index)]
@@ -136,8 +202,9 @@ class Server:
     env: dict[str, str]
 
 
-def prepare(language: str, project: Path) -> tuple[Server, Server]:
-    """Build the render (make setup build) and its hello-world; returns (service, hello)."""
+def prepare(language: str, project: Path) -> tuple[Server, Server, Server]:
+    """Build the render (make setup build) and its hello-world; returns (service, hello,
+    hello with the contract's headers)."""
     sh(["make", "setup", "build"], cwd=project)
     common = {
         "APP_ENV": "production",
@@ -179,7 +246,9 @@ def prepare(language: str, project: Path) -> tuple[Server, Server]:
             [".venv/bin/gunicorn", "--config", "hello.gunicorn.conf.py", "hello_django:application"],
             dict(common),
         )
-    return Server("service", project, command, common), hello
+    headers = Server(f"{hello.name} + contract headers", hello.cwd, hello.command,
+                     {**hello.env, "HELLO_HEADERS": HEADERS_JSON})
+    return Server("service", project, command, common), hello, headers
 
 
 # What a build leaves that an ablated copy shares with the full build instead of rebuilding.
@@ -340,8 +409,8 @@ def main() -> None:
         template = snapshot(tmp_path)
         for language in args.languages:
             project = render(template, tmp_path / language / "project", language=language)
-            service, hello = prepare(language, project)
-            servers = [hello, service]
+            service, hello, floor = prepare(language, project)
+            servers = [hello, floor, service]
             if args.ablations:
                 servers += [ablated(service, language, feature, edits)
                             for feature, edits in ablations(language).items()]
