@@ -3,7 +3,8 @@
 
 Per language, natively (no Docker engine on the development machines):
 
-* time-to-ready: from process start until GET /ready answers 200 (median of --starts runs);
+* time-to-ready: from process start until GET /ready answers 200 (median of --starts runs,
+  alternating the servers);
 * throughput, p99 latency and resident memory (idle, and after the load) under wrk on two routes:
   GET /health (the probe) and GET / (the seeded application route), median of --rounds rounds,
   alternating the servers so that all see the same machine load.
@@ -414,7 +415,12 @@ def main() -> None:
             if args.ablations:
                 servers += [ablated(service, language, feature, edits)
                             for feature, edits in ablations(language).items()]
-            ready = {s.name: statistics.median(time_to_ready(s) for _ in range(args.starts)) for s in servers}
+            # alternate the starts too: a burst of load elsewhere then hits every server alike
+            starts: dict[str, list[float]] = {s.name: [] for s in servers}
+            for _ in range(args.starts):
+                for server in servers:
+                    starts[server.name].append(time_to_ready(server))
+            ready = {name: statistics.median(times) for name, times in starts.items()}
             for route in ROUTES:
                 runs: dict[str, list[Run]] = {s.name: [] for s in servers}
                 for _ in range(args.rounds):  # alternate, so that every server sees the same load
