@@ -10,7 +10,10 @@ which is why users pass ``--trust``.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+import tomllib
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,11 @@ FACTS: dict[str, dict[str, Any]] = {
         "uid": 10001,
         "dependency_files": ["package.json", "package-lock.json"],
         "source_dirs": ["src"],
+        # The paths (files and folders) under template/ that only this language renders: the
+        # other languages' renders leave them out (`_exclude`, excluded_paths below).
+        "paths": [".c8rc.json", ".nvmrc", ".prettierignore", ".prettierrc.json", "eslint.config.js",
+                  "package-lock.json", "package.json", "src", "test", "tsconfig.build.json",
+                  "tsconfig.json"],
         # the team's own code: seeded once, never changed by `copier update` (_skip_if_exists)
         "seeded_dir": "src/app",
         # What `make setup` needs on the machine, checked first by scripts/check-tools.sh and listed
@@ -49,16 +57,11 @@ FACTS: dict[str, dict[str, Any]] = {
             {"name": "npm", "min": "10.8", "command": "npm --version",
              "how": "it comes with Node.js: a newer Node.js, or `npm install --global npm`"},
         ],
-        "setup_command": "npm ci",
         # Known vulnerabilities of what ships (CI's `audit` step; npm's advisory database)
         "audit_command": "npm audit --omit=dev --audit-level=high",
         # What of the arm64 image's build runs under emulation (QEMU) on an amd64 runner; "" for
         # none. The npm stages run on the build platform (pure JavaScript).
         "emulated_build": "the runtime stage's user set-up",
-        "lint_command": "npm run lint",
-        "typecheck_command": "npm run typecheck",
-        "test_command": "npm test",
-        "build_command": "npm run build",
         "start_command": ["node", "dist/server.js"],
         "healthcheck_command": ["node", "dist/healthcheck.js"],
         "gitignore": ["node_modules/", "dist/", "coverage/", ".npm/", "*.tsbuildinfo"],
@@ -116,6 +119,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "uid": 65532,
         "dependency_files": ["go.mod", "go.sum"],
         "source_dirs": ["cmd", "internal"],
+        "paths": ["cmd", "go.mod", "go.sum", "internal"],
         "seeded_dir": "internal/app",
         # the go line of go.mod; `go env GOVERSION` in the repository reports the toolchain Go will
         # use: a Go 1.21 or newer fetches the go.mod release itself unless GOTOOLCHAIN=local
@@ -124,14 +128,9 @@ FACTS: dict[str, dict[str, Any]] = {
              "how": "https://go.dev/dl/ (Go {version}); a Go 1.21 or newer fetches it itself unless "
                     "GOTOOLCHAIN=local"},
         ],
-        "setup_command": "go mod download && go mod verify",
         # govulncheck reports only vulnerabilities whose code the service can reach; pinned release
         "audit_command": "go run golang.org/x/vuln/cmd/govulncheck@v1.9.0 ./...",
         "emulated_build": "",  # cross-compiled on the build platform (GOOS/GOARCH)
-        "lint_command": 'test -z "$(gofmt -l .)" && go vet ./... && go mod tidy -diff',
-        "typecheck_command": "go build ./... && go vet ./...",
-        "test_command": "CGO_ENABLED=1 go test -race ./...",
-        "build_command": "CGO_ENABLED=0 go build -trimpath -o bin/server ./cmd/server",
         "start_command": ["/app/server"],
         "healthcheck_command": ["/app/server", "healthcheck"],
         "gitignore": ["/bin/", "/server", "coverage.out", "*.test"],
@@ -178,6 +177,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "uid": 10001,
         "dependency_files": ["pyproject.toml", "uv.lock"],
         "source_dirs": ["config", "ops", "service", "manage.py", "gunicorn.conf.py"],
+        "paths": ["config", "gunicorn.conf.py", "manage.py", "ops", "pyproject.toml", "service", "uv.lock"],
         "seeded_dir": "service",
         # uv: the release line of the image's uv (includes/django/dockerfile-build.jinja), which wrote
         # uv.lock; Python: pyproject.toml's requires-python, as uv finds it for this project
@@ -188,15 +188,10 @@ FACTS: dict[str, dict[str, Any]] = {
              "command": "uv python find >/dev/null && \"$(uv python find)\" --version",
              "how": "`uv python install {version}`, or https://www.python.org/downloads/"},
         ],
-        "setup_command": "uv sync --frozen",
         # the runtime packages of uv.lock against the OSV database (the dev group does not ship)
         "audit_command": "uv audit --frozen --no-dev",
         # compiled wheels (psycopg, gevent...) are installed for the target platform
         "emulated_build": "the build stage's uv sync and collectstatic",
-        "lint_command": "uv lock --check && uv run --frozen ruff check . && uv run --frozen ruff format --check .",
-        "typecheck_command": "uv run --frozen mypy .",
-        "test_command": "uv run --frozen pytest",
-        "build_command": "uv run --frozen python manage.py collectstatic --noinput",
         "start_command": ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"],
         # standard library only, no Django import: a few milliseconds per interval
         "healthcheck_command": ["python", "-m", "ops.healthcheck"],
@@ -276,6 +271,16 @@ COMMON_DOCKERIGNORE = [".git", ".github", "**/.env", "**/.env.*", "!**/.env.exam
 COMMON_GITIGNORE = [".env", ".env.*", "!.env.example", ".DS_Store", ".idea/", ".vscode/", "*.swp",
                     "*.rej", "*.orig"]
 
+# Shutdown, in one place: on pod deletion the kubelet runs the preStop sleep (endpoints and load
+# balancers stop sending traffic meanwhile), then sends SIGTERM; the service flips /ready to 503,
+# keeps serving SHUTDOWN_DELAY_SECONDS, then drains in-flight requests for up to
+# SHUTDOWN_TIMEOUT_SECONDS. The pods' grace period covers all three plus a margin, so the kubelet
+# never SIGKILLs a draining pod. The services' defaults (COMMON_ENV) and the manifests
+# (includes/k8s/settings.jinja) read these numbers.
+SHUTDOWN = {"prestop_sleep_seconds": 5, "shutdown_delay_seconds": 5, "shutdown_timeout_seconds": 20,
+            "grace_margin_seconds": 10}
+SHUTDOWN["termination_grace_seconds"] = sum(SHUTDOWN.values())
+
 # Variables every language reads (the service contract). With each row's "env" they are the one
 # source of .env.example and of the configuration table in docs/deployment.md. "default" is the
 # value used when the variable is unset ("" = none: the service refuses to start without it in
@@ -296,17 +301,32 @@ COMMON_ENV: list[dict[str, Any]] = [
      "meaning": "Least severe level logged: debug, info, warning or error"},
     {"name": "APP_VERSION", "default": "dev", "required": False,
      "meaning": "Version reported by /health/detailed and the logs; the image build sets it"},
-    {"name": "SHUTDOWN_DELAY_SECONDS", "default": "5", "required": False,
+    {"name": "SHUTDOWN_DELAY_SECONDS", "default": str(SHUTDOWN["shutdown_delay_seconds"]), "required": False,
      "meaning": "Seconds to keep serving after SIGTERM, with /ready already 503, so load balancers stop routing"},
-    {"name": "SHUTDOWN_TIMEOUT_SECONDS", "default": "20", "required": False,
+    {"name": "SHUTDOWN_TIMEOUT_SECONDS", "default": str(SHUTDOWN["shutdown_timeout_seconds"]), "required": False,
      "meaning": "Seconds in-flight requests get to finish once the server stops accepting"},
 ]
 
-STRATEGIES = {
-    "rolling": "Rolling update",
-    "blue-green": "Blue-green",
-    "canary": "Canary",
+# Each strategy: `paths`, the template paths only it renders (the manifests' base and the scripts
+# of its choreography; the other strategies' renders leave them out); its Deployments, as suffixes
+# of the slug: `serving`, those that carry all traffic after a plain `kubectl apply -k` (their
+# replica count is set per environment), and `autoscaled`, those a production HPA scales (both
+# colours for blue-green: an HPA does nothing while its Deployment is scaled to 0, which is how
+# the idle colour rests).
+STRATEGIES: dict[str, dict[str, list[str]]] = {
+    "rolling": {"paths": ["deploy/k8s/base/rolling", "deploy/scripts/lib-rolling.sh"],
+                "serving": [""], "autoscaled": [""]},
+    "blue-green": {"paths": ["deploy/k8s/base/blue-green", "deploy/scripts/lib-blue-green.sh",
+                             "deploy/scripts/switch-colour.sh"],
+                   "serving": ["-blue"], "autoscaled": ["-blue", "-green"]},
+    "canary": {"paths": ["deploy/k8s/base/canary", "deploy/k8s/overlays/production/httproute-patch.yaml",
+                         "deploy/k8s/overlays/staging/httproute-patch.yaml", "deploy/scripts/abort-canary.sh",
+                         "deploy/scripts/lib-canary.sh", "deploy/scripts/promote-canary.sh"],
+               "serving": ["-stable"], "autoscaled": ["-stable"]},
 }
+# Rendered only for a language with a database (facts `has_database`), and only with previews.
+DATABASE_PATHS = ["deploy/k8s/base/migration-job.yaml"]
+PREVIEW_PATHS = [".github/workflows/preview.yml"]
 
 # Every `<slug>-<suffix>` name the template gives a Kubernetes object (deploy/k8s, deploy/scripts):
 # namespaces <slug>-staging/-production, Services <slug>-canary/-preview/-stable, Deployments
@@ -515,40 +535,68 @@ def language_change_error(language: Any, dst_path: Any, answers_file: Any) -> st
 
 
 # --------------------------------------------------------------------------------------------
-# rendered(path, ...): does this render produce these files? Docs claim a guarantee (a ticked
-# checklist item naming a file) only when the file is really there, whatever the answers and
-# whichever parts of the template exist. Mirrors copier: each template path is rendered with the
-# answers; a path with an empty segment is skipped; the templates suffix is dropped.
+# Which template paths a render keeps: template/ holds real names only, and one computed
+# `_exclude` entry (copier.yml) leaves out what these answers do not render. rendered() answers
+# from the same table, so that a ticked checklist item never names a file that is not there.
 # --------------------------------------------------------------------------------------------
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "template"
 TEMPLATES_SUFFIX = ".jinja"
-_RENDERED_CACHE: dict[tuple, frozenset[str]] = {}
 
 
-def _rendered_paths(ctx) -> frozenset[str]:
-    values = ctx.get_all()
-    answers = tuple(sorted((key, repr(value)) for key, value in values.items()
-                           if not key.startswith("_") and isinstance(value, (str, int, float, bool))))
-    key = (str(TEMPLATE_DIR), answers)
-    if key not in _RENDERED_CACHE:
-        paths = set()
-        for file in TEMPLATE_DIR.rglob("*"):
-            if not file.is_file():
-                continue
-            rel = file.relative_to(TEMPLATE_DIR).as_posix()
-            if "{" in rel:
-                rel = ctx.environment.from_string(rel).render(values)
-            if any(part == "" for part in rel.split("/")):
-                continue
-            paths.add(rel.removesuffix(TEMPLATES_SUFFIX))
-        _RENDERED_CACHE[key] = frozenset(paths)
-    return _RENDERED_CACHE[key]
+def excluded_paths(language: Any, strategy: Any, preview_deploys: Any) -> list[str]:
+    """The paths these answers leave out, as patterns anchored at the repository root."""
+    paths = [path for name, row in FACTS.items() if name != language for path in row["paths"]]
+    paths += [path for name, row in STRATEGIES.items() if name != strategy for path in row["paths"]]
+    if not FACTS.get(str(language), {}).get("has_database"):
+        paths += DATABASE_PATHS
+    if preview_deploys is not True:
+        paths += PREVIEW_PATHS
+    return [f"/{path}" for path in paths]
+
+
+@functools.lru_cache(maxsize=4)
+def _template_files(template_dir: Path = TEMPLATE_DIR) -> frozenset[str]:
+    """Every file under template/, named as a render names it (the templates suffix dropped)."""
+    return frozenset(file.relative_to(template_dir).as_posix().removesuffix(TEMPLATES_SUFFIX)
+                     for file in template_dir.rglob("*") if file.is_file())
+
+
+# Lockfiles are kept as their package manager writes them, in includes/<language>/, not as
+# Jinja copies: their one per-render value, the project's own name, is put in here.
+INCLUDES_DIR = TEMPLATE_DIR.parent / "includes"
+
+
+@functools.lru_cache(maxsize=8)
+def _plain(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def lockfile(language: str, name: str, project_name: str) -> str:
+    """includes/<language>/<name> with the root project named PROJECT_NAME."""
+    text = _plain(INCLUDES_DIR / language / name)
+    if name == "package-lock.json":  # the top-level "name" and the root package's (packages[""])
+        old = json.loads(text)["name"]
+        assert text.count(f'"name": "{old}"') == 2, f"{name}: the root name is not where npm writes it"
+        return text.replace(f'"name": "{old}"', json.dumps({"name": project_name})[1:-1], 2)
+    if name == "uv.lock":  # the project's own [[package]] (its source is the repository itself)
+        (old,) = [package["name"] for package in tomllib.loads(text)["package"]
+                  if {"editable", "virtual"} & set(package.get("source", {}))]
+        assert text.count(f'name = "{old}"') == 1, f"{name}: the project's name is not where uv writes it"
+        return text.replace(f'name = "{old}"', f'name = {json.dumps(project_name)}', 1)
+    raise ValueError(f"no rule for the lockfile {name}")
 
 
 @pass_context
 def rendered(ctx, *paths: str) -> bool:
     """True when every one of ``paths`` (relative to the rendered repository) is rendered."""
-    return bool(paths) and all(path in _rendered_paths(ctx) for path in paths)
+    left_out = [pattern.lstrip("/") for pattern in excluded_paths(
+        ctx.get("language"), ctx.get("deployment_strategy"), ctx.get("preview_deploys"))]
+    files = _template_files()
+
+    def kept(path: str) -> bool:
+        return path in files and not any(path == out or path.startswith(out + "/") for out in left_out)
+
+    return bool(paths) and all(kept(path) for path in paths)
 
 
 def env_vars(facts: dict[str, Any], port: Any) -> list[dict[str, Any]]:
@@ -606,7 +654,6 @@ class ContextUpdater(ContextHook):
         row["dockerignore"] = COMMON_DOCKERIGNORE + facts["dockerignore"]
         row["gitignore"] = COMMON_GITIGNORE + facts["gitignore"]
         context["facts"] = row
-        context["all_facts"] = FACTS
         context["image"] = f"ghcr.io/{str(context.get('github_owner', '')).lower()}/{context.get('project_slug', '')}"
         steps = context.get("canary_steps") or "100"
         # Questions are validated after the hook runs: never raise on an answer being refused.
@@ -646,5 +693,8 @@ class Filters(Extension):
             FACTS=FACTS,
             TEXT_MAX=TEXT_MAX,
             STRATEGIES=STRATEGIES,
+            SHUTDOWN=SHUTDOWN,
+            excluded_paths=excluded_paths,
+            lockfile=lockfile,
             rendered=rendered,
         )

@@ -73,9 +73,8 @@ def seeded(language: str, name: str) -> str:
 
 
 def seeded_source(language: str, name: str) -> str:
-    """The template path of a file in the language's seeded folder, gated as the style wants."""
-    first, *rest = FACTS[language]["seeded_dir"].split("/")
-    return "/".join(["template", f"{{% if language == '{language}' %}}{first}{{% endif %}}", *rest, name])
+    """The template path of a file in the language's seeded folder (template/ holds real names)."""
+    return f"template/{FACTS[language]['seeded_dir']}/{name}"
 
 
 def write(path: Path, text: str) -> None:
@@ -443,9 +442,9 @@ def template_config() -> dict:
     return yaml.safe_load((ROOT / "copier.yml").read_text())
 
 
-def test_skip_if_exists_is_exactly_the_seeded_folders():
-    assert sorted(template_config()["_skip_if_exists"]) == \
-        sorted(f"{row['seeded_dir']}/**" for row in FACTS.values())
+def test_skip_if_exists_is_each_seeded_folder_of_the_facts_table():
+    """One entry per facts row, rendered from the table (no path written twice)."""
+    assert template_config()["_skip_if_exists"] == [f"{{{{ FACTS.{language}.seeded_dir }}}}/**" for language in FACTS]
 
 
 def test_seeded_folder_holds_only_the_languages_own_code(project):
