@@ -3,39 +3,26 @@
 // field formats: names, annotations, labels, tags, links), then the kind's own validator
 // (BuiltinKindsEntityProcessor). Prints one JSON line per entity: {file, ok, kind, error}.
 import { readFileSync } from "node:fs";
-import {
+import * as catalogModel from "@backstage/catalog-model";
+import { parseAllDocuments } from "yaml";
+
+const {
   DefaultNamespaceEntityPolicy,
   EntityPolicies,
   FieldFormatEntityPolicy,
   NoForeignRootFieldsEntityPolicy,
   SchemaValidEntityPolicy,
-  apiEntityV1alpha1Validator,
-  componentEntityV1alpha1Validator,
-  domainEntityV1alpha1Validator,
-  groupEntityV1alpha1Validator,
-  locationEntityV1alpha1Validator,
-  resourceEntityV1alpha1Validator,
-  systemEntityV1alpha1Validator,
-  userEntityV1alpha1Validator,
-} from "@backstage/catalog-model";
-import { parseAllDocuments } from "yaml";
-
+} = catalogModel;
 const policy = EntityPolicies.allOf([
   new SchemaValidEntityPolicy(),
   new DefaultNamespaceEntityPolicy(),
   new NoForeignRootFieldsEntityPolicy(),
   new FieldFormatEntityPolicy(),
 ]);
-const kinds = [
-  apiEntityV1alpha1Validator,
-  componentEntityV1alpha1Validator,
-  domainEntityV1alpha1Validator,
-  groupEntityV1alpha1Validator,
-  locationEntityV1alpha1Validator,
-  resourceEntityV1alpha1Validator,
-  systemEntityV1alpha1Validator,
-  userEntityV1alpha1Validator,
-];
+// every built-in kind's validator (componentEntityV1alpha1Validator, apiEntityV1alpha1Validator...)
+const kinds = Object.entries(catalogModel)
+  .filter(([name]) => name.endsWith("EntityV1alpha1Validator"))
+  .map(([, validator]) => validator);
 
 for (const file of process.argv.slice(2)) {
   for (const doc of parseAllDocuments(readFileSync(file, "utf8"))) {

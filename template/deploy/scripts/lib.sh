@@ -359,6 +359,22 @@ reset_release() {
   REPLICAS=""
 }
 
+# apply_namespace NAME: create (or update) the namespace NAME, this service's, with the restricted
+# Pod Security level.
+apply_namespace() {
+  cat >"$WORK/namespace.yaml" <<EOF
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $1
+  labels:
+    app.kubernetes.io/part-of: $SLUG
+    pod-security.kubernetes.io/enforce: restricted
+    pod-security.kubernetes.io/warn: restricted
+EOF
+  kube apply --filename "$WORK/namespace.yaml"
+}
+
 # prepare_namespace: create a staging or production namespace when it does not exist yet
 # (restricted Pod Security; a preview's comes from the pool), and check that the Secret the pods
 # reference exists. Without the right to read namespaces, the platform manages them.
@@ -376,18 +392,8 @@ prepare_namespace() {
       "first (keys ${SECRET_KEYS[*]}; values never live in this repository)"
   fi
   if [[ -z $exists && $DEPLOY_ENV != preview ]]; then
-    cat >"$WORK/namespace.yaml" <<EOF
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: $NAMESPACE
-  labels:
-    app.kubernetes.io/part-of: $SLUG
-    pod-security.kubernetes.io/enforce: restricted
-    pod-security.kubernetes.io/warn: restricted
-EOF
     note "namespace $NAMESPACE does not exist: creating it (restricted Pod Security)"
-    kube apply --filename "$WORK/namespace.yaml"
+    apply_namespace "$NAMESPACE"
   fi
   if [[ -z ${SECRET_KEYS[*]} ]] || ! $CLUSTER; then
     return 0

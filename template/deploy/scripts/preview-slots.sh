@@ -53,17 +53,7 @@ create_pool() {
   local slot namespace
   for ((slot = 1; slot <= PREVIEW_SLOTS; slot++)); do
     namespace=$(preview_namespace "$slot")
-    cat >"$WORK/namespace.yaml" <<YAML
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: $namespace
-  labels:
-    app.kubernetes.io/part-of: $SLUG
-    pod-security.kubernetes.io/enforce: restricted
-    pod-security.kubernetes.io/warn: restricted
-YAML
-    kube apply --filename "$WORK/namespace.yaml"
+    apply_namespace "$namespace"
     # 'edit' bound in one namespace: the workloads, Services, ConfigMaps, Secrets and Jobs of that
     # namespace only; no RBAC, no other namespace, no Namespace object.
     kubectl create rolebinding "${SLUG}-preview-deployer" --namespace "$namespace" --clusterrole=edit \
