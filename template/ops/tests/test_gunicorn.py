@@ -40,8 +40,12 @@ def test_sigterm_drains_then_stops_gracefully(start_gunicorn: Callable[..., Serv
     sigterm_at = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
 
-    # At once: not ready any more, still alive, still serving new connections.
-    status, body = server.get("/ready")
+    # At once (as soon as the master has passed the signal on to the worker, well inside the
+    # delay): not ready any more, still alive, still serving new connections.
+    ready_by = sigterm_at + delay / 2
+    while (answer := server.get("/ready"))[0] != 503 and time.monotonic() < ready_by:
+        time.sleep(0.02)
+    status, body = answer
     assert (status, json.loads(body)["status"]) == (503, "draining")
     assert server.get("/health")[0] == 200
 
