@@ -64,13 +64,17 @@ end
 # security headers, X-Request-ID, Cache-Control and Content-Type. The "hello + contract headers"
 # rows are the hello-world that also sends them and does nothing else: the floor of every service
 # that honours the contract, measured in the same run.
+def contract_security_headers() -> dict[str, str]:
+    """The security headers and their constant values, read from the contract's table."""
+    text = (ROOT / "docs" / "service-contract.md").read_text()
+    section = text.split("\n## Security headers\n", 1)[1].split("\n## ", 1)[0]
+    headers = dict(re.findall(r"^\| `([A-Za-z-]+)` \| `([^`]+)` \|$", section, re.MULTILINE))
+    assert len(headers) == 6, f"docs/service-contract.md: expected six security headers, read {headers}"
+    return headers
+
+
 CONTRACT_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
+    **contract_security_headers(),
     "X-Request-ID": "0123456789abcdef0123456789abcdef",
     "Cache-Control": "no-store",
 }

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import ROOT
 
 VALIDATOR = ROOT / "tests" / "backstage" / "validate.mjs"

@@ -11,10 +11,16 @@ from pathlib import Path
 import copier
 import pytest
 import yaml
-
-from extensions.context import (DATABASE_PATHS, FACTS, PREVIEW_PATHS, STRATEGIES, TEMPLATES_SUFFIX,
-                                excluded_paths)
 from helpers import LANGUAGES, MATRIX, ROOT
+
+from extensions.context import (
+    DATABASE_PATHS,
+    FACTS,
+    PREVIEW_PATHS,
+    STRATEGIES,
+    TEMPLATES_SUFFIX,
+    excluded_paths,
+)
 
 TEMPLATE = ROOT / "template"
 ANSWERS_FILE_NAME = "{{_copier_conf.answers_file}}.jinja"  # Copier's own convention, not a condition

@@ -19,26 +19,22 @@ import re
 import subprocess
 
 import pytest
-import yaml
+from helpers import LANGUAGES, tool_env
+from test_workflows import load, step_named
 
 from extensions.context import FACTS
-from helpers import LANGUAGES, tool_env
 
 QEMU = "docker/setup-qemu-action@96fe6ef7f33517b61c61be40b68a1882f3264fb8"
 
 
 def image_job(project) -> dict:
-    return yaml.safe_load((project.path / ".github/workflows/deploy.yml").read_text())["jobs"]["image"]
-
-
-def named(job: dict, prefix: str) -> dict:
-    return next(step for step in job["steps"] if step.get("name", "").startswith(prefix))
+    return load(project.path / ".github/workflows/deploy.yml")["jobs"]["image"]
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_release_is_one_manifest_list_for_amd64_and_arm64(render, language):
     job = image_job(render(language=language))
-    build = named(job, "Build and push")
+    build = step_named(job, "Build and push")
     assert build["with"]["platforms"] == "linux/amd64,linux/arm64" and build["with"]["push"] is True
     # emulation only for a language that runs target-platform commands at build time
     qemu = [step for step in job["steps"] if step.get("uses", "").startswith("docker/setup-qemu-action@")]
@@ -46,20 +42,20 @@ def test_the_release_is_one_manifest_list_for_amd64_and_arm64(render, language):
     if qemu:
         assert qemu[0]["uses"] == QEMU and qemu[0]["with"] == {"platforms": "arm64"}
     # the signature covers the list and each platform's image; provenance the list; an SBOM each
-    assert "cosign sign --yes --recursive" in named(job, "Sign")["run"]
-    assert named(job, "Build provenance")["with"]["subject-digest"] == "${{ steps.build.outputs.digest }}"
+    assert "cosign sign --yes --recursive" in step_named(job, "Sign")["run"]
+    assert step_named(job, "Build provenance")["with"]["subject-digest"] == "${{ steps.build.outputs.digest }}"
     for arch in ("amd64", "arm64"):
         digest = f"${{{{ steps.platform.outputs.{arch} }}}}"
-        assert named(job, f"SBOM of the linux/{arch}")["with"]["image"] == f"${{{{ env.IMAGE }}}}@{digest}"
-        attestation = named(job, f"SBOM attestation, linux/{arch}")
+        assert step_named(job, f"SBOM of the linux/{arch}")["with"]["image"] == f"${{{{ env.IMAGE }}}}@{digest}"
+        attestation = step_named(job, f"SBOM attestation, linux/{arch}")
         assert attestation["with"]["subject-digest"] == digest
-        assert attestation["with"]["sbom-path"] == named(job, f"SBOM of the linux/{arch}")["with"]["output-file"]
+        assert attestation["with"]["sbom-path"] == step_named(job, f"SBOM of the linux/{arch}")["with"]["output-file"]
 
 
 def test_platform_digests_are_read_from_the_manifest_list(render, tmp_path):
     """The step that finds each platform's digest, run against a manifest list as `docker buildx
     imagetools inspect --raw` prints it (docker stands in as a script printing that document)."""
-    step = named(image_job(render(language="go")), "Digest of each platform's image")
+    step = step_named(image_job(render(language="go")), "Digest of each platform's image")
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
         {"digest": "sha256:" + "1" * 64, "platform": {"os": "linux", "architecture": "amd64"}},
         {"digest": "sha256:" + "2" * 64, "platform": {"os": "linux", "architecture": "arm64"}},

@@ -113,7 +113,6 @@ def answers(dst: Path) -> dict:
     return yaml.safe_load((dst / ".copier-answers.yml").read_text())
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 def test_every_kind_of_question_takes_what_a_person_types(tmp_path):
     dst = tmp_path / "svc"
     prompt = Prompt(dst, tmp_path / "terminal.log")
@@ -169,7 +168,6 @@ def test_every_kind_of_question_takes_what_a_person_types(tmp_path):
     assert "PORT ?= 9123" in (dst / "Makefile").read_text()
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 def test_enter_at_every_prompt_takes_the_defaults(tmp_path):
     """The prefilled values are the defaults, one line each: Enter alone accepts them."""
     dst = tmp_path / "svc"
