@@ -18,6 +18,12 @@ LANGUAGES = ["node", "go", "django"]
 STRATEGIES = ["rolling", "blue-green", "canary"]
 MATRIX = [(language, strategy) for language in LANGUAGES for strategy in STRATEGIES]
 
+# `make test` runs this suite, and make exports its level, flags and jobserver to its children.
+# A rendered project's own `make` must run as it does in a user's shell: without them it prints no
+# "Entering directory" lines and takes no job slots from the outer make.
+for variable in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"):
+    os.environ.pop(variable, None)
+
 
 def tool_env(**extra: str) -> dict[str, str]:
     """The environment for tools: the test virtualenv's bin first (hadolint, go, shellcheck...)."""
