@@ -305,6 +305,16 @@ COMMON_ENV: list[dict[str, Any]] = [
      "meaning": "Seconds to keep serving after SIGTERM, with /ready already 503, so load balancers stop routing"},
     {"name": "SHUTDOWN_TIMEOUT_SECONDS", "default": str(SHUTDOWN["shutdown_timeout_seconds"]), "required": False,
      "meaning": "Seconds in-flight requests get to finish once the server stops accepting"},
+    # Traces (docs/service-contract.md, "Traces"): the OpenTelemetry SDKs read these standard
+    # variables themselves. Empty endpoint = tracing off, so local work and tests send nothing.
+    {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "default": "", "required": False,
+     "meaning": "OTLP/HTTP endpoint of the OpenTelemetry Collector (for example http://localhost:4318); "
+                "empty: tracing off, no spans and nothing sent"},
+    {"name": "OTEL_SERVICE_NAME", "default": "{slug}", "required": False,
+     "meaning": "service.name of the traces"},
+    {"name": "OTEL_RESOURCE_ATTRIBUTES", "default": "", "required": False,
+     "meaning": "More resource attributes of the traces, key=value,...; service.version and "
+                "deployment.environment.name come from APP_VERSION and APP_ENV"},
 ]
 
 # Each strategy: `paths`, the template paths only it renders (the manifests' base and the scripts
@@ -599,13 +609,13 @@ def rendered(ctx, *paths: str) -> bool:
     return bool(paths) and all(kept(path) for path in paths)
 
 
-def env_vars(facts: dict[str, Any], port: Any) -> list[dict[str, Any]]:
+def env_vars(facts: dict[str, Any], port: Any, slug: str) -> list[dict[str, Any]]:
     """COMMON_ENV then the language's own variables; a language entry named like a common one
     overrides its fields (for example a different default)."""
     own = {var["name"]: var for var in facts["env"]}
     merged = [{**var, **own.pop(var["name"], {})} for var in COMMON_ENV] + list(own.values())
-    return [dict(var, default=str(var["default"]).format(port=port),
-                 local=str(var.get("local", var["default"])).format(port=port)) for var in merged]
+    return [dict(var, default=str(var["default"]).format(port=port, slug=slug),
+                 local=str(var.get("local", var["default"])).format(port=port, slug=slug)) for var in merged]
 
 
 # Who the service's pods talk to (deploy/k8s/base/networkpolicy.yaml, docs/kubernetes.md): by
@@ -622,6 +632,11 @@ NETWORK = {
     # the database of a service that has one: its port, at any address (managed databases live
     # outside the cluster)
     "database_port": 5432,
+    # the OpenTelemetry Collector that receives the traces (OTLP/HTTP), by the label its Helm chart
+    # and operator set on its pods, in this namespace
+    "telemetry_namespace": "observability",
+    "collector_pod_label": {"app.kubernetes.io/name": "opentelemetry-collector"},
+    "otlp_port": 4318,
 }
 
 
@@ -666,7 +681,7 @@ class ContextUpdater(ContextHook):
             context["port"] = port
             if "port" in context.get("_copier_answers", {}):
                 context["_copier_answers"] = {**context["_copier_answers"], "port": port}
-        context["env_vars"] = env_vars(facts, port)
+        context["env_vars"] = env_vars(facts, port, str(context.get("project_slug", "")))
         context["management_port"] = management_port(port)
         context["network"] = NETWORK
 
