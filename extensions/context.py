@@ -310,6 +310,12 @@ COMMON_ENV: list[dict[str, Any]] = [
     {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "default": "", "required": False,
      "meaning": "OTLP/HTTP endpoint of the OpenTelemetry Collector (for example http://localhost:4318); "
                 "empty: tracing off, no spans and nothing sent"},
+    {"name": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "default": "", "required": False,
+     "meaning": "The full URL for traces alone (ending in /v1/traces); overrides OTEL_EXPORTER_OTLP_ENDPOINT for traces"},
+    {"name": "OTEL_SDK_DISABLED", "default": "false", "required": False,
+     "meaning": "true: tracing off whatever the endpoint"},
+    {"name": "OTEL_TRACES_EXPORTER", "default": "otlp", "required": False,
+     "meaning": "otlp, or none: tracing off whatever the endpoint"},
     {"name": "OTEL_SERVICE_NAME", "default": "{slug}", "required": False,
      "meaning": "service.name of the traces"},
     {"name": "OTEL_RESOURCE_ATTRIBUTES", "default": "", "required": False,
@@ -632,12 +638,15 @@ NETWORK = {
     # the database of a service that has one: its port, at any address (managed databases live
     # outside the cluster)
     "database_port": 5432,
-    # the OpenTelemetry Collector that receives the traces (OTLP/HTTP), by the label its Helm chart
-    # and operator set on its pods, in this namespace
+    # the OpenTelemetry Collector that receives the traces over OTLP/HTTP: its Service (the
+    # OpenTelemetry Operator names a collector `otel` this way) in the telemetry namespace; the
+    # NetworkPolicy lets the pods reach that namespace on the OTLP port
     "telemetry_namespace": "observability",
-    "collector_pod_label": {"app.kubernetes.io/name": "opentelemetry-collector"},
+    "collector_service": "otel-collector",
     "otlp_port": 4318,
 }
+NETWORK["otlp_endpoint"] = (f"http://{NETWORK['collector_service']}.{NETWORK['telemetry_namespace']}.svc:"
+                            f"{NETWORK['otlp_port']}")
 
 
 # The port of the operational endpoints in Kubernetes and compose (docs/service-contract.md): one

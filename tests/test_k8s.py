@@ -218,7 +218,8 @@ def namespace_of(peer: dict) -> str:
 
 def assert_network_policy(project, policy, port, management):
     """Default deny in and out; in: the Gateway on PORT, Prometheus on the management port; out:
-    DNS, and the database where there is one (NETWORK in extensions/context.py)."""
+    DNS, the OpenTelemetry Collector's namespace on OTLP/HTTP, and the database where there is one
+    (NETWORK in extensions/context.py)."""
     spec = policy["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     ingress = {(namespace_of(peer), rule_port["port"]) for rule in spec["ingress"]
@@ -229,11 +230,14 @@ def assert_network_policy(project, policy, port, management):
     assert [namespace_of(peer) for peer in dns["to"]] == [NETWORK["dns_namespace"]]
     assert dns["to"][0]["podSelector"]["matchLabels"] == NETWORK["dns_pod_label"]
     assert sorted((p["protocol"], p["port"]) for p in dns["ports"]) == [("TCP", 53), ("UDP", 53)]
+    collector, *rest = rest
+    assert [namespace_of(peer) for peer in collector["to"]] == [NETWORK["telemetry_namespace"]]
+    assert collector["ports"] == [{"protocol": "TCP", "port": NETWORK["otlp_port"]}]
     if facts(project)["has_database"]:
         (database,) = rest
         assert "to" not in database and database["ports"] == [{"protocol": "TCP", "port": NETWORK["database_port"]}]
     else:
-        assert rest == [], "egress beyond DNS for a service without a database"
+        assert rest == [], "egress beyond DNS and the collector for a service without a database"
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -277,6 +281,15 @@ def test_configuration_from_the_configmap_and_secrets_by_reference(project, env)
         (source,) = container["envFrom"]
         assert source["configMapRef"]["name"] == of_kind(objects, "ConfigMap")[0]["metadata"]["name"]
         env_vars = {e["name"]: e for e in container.get("env", [])}
+        # the pod's identity, for the traces' resource: the downward API, then one literal that
+        # names it (Kubernetes expands $(NAME) of the variables defined before it)
+        identity = {"K8S_POD_NAME": "metadata.name", "K8S_NAMESPACE_NAME": "metadata.namespace",
+                    "K8S_NODE_NAME": "spec.nodeName"}
+        for variable, field in identity.items():
+            assert env_vars.pop(variable)["valueFrom"] == {"fieldRef": {"fieldPath": field}}, name
+        assert env_vars.pop("OTEL_RESOURCE_ATTRIBUTES")["value"] == \
+            "k8s.pod.name=$(K8S_POD_NAME),k8s.namespace.name=$(K8S_NAMESPACE_NAME),k8s.node.name=$(K8S_NODE_NAME)"
+        assert [e["name"] for e in container["env"]][:4] == [*identity, "OTEL_RESOURCE_ATTRIBUTES"], name
         assert set(env_vars) == secret_variables, name
         # the migration Job connects as its own database role: its own key of the same Secret
         keys = facts(project)["migration_secret_keys"] if name.startswith("Job/") else {}
@@ -285,7 +298,9 @@ def test_configuration_from_the_configmap_and_secrets_by_reference(project, env)
             assert entry["valueFrom"]["secretKeyRef"] == {"name": f"{slug}-secrets", "key": keys.get(variable, variable)}
     # the contract's variables are set per environment (APP_VERSION is baked into the image), and
     # the pod gets only variables the service reads (.env.example lists them)
-    shared = {"PORT", "MANAGEMENT_PORT", "APP_ENV", "LOG_LEVEL", "SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS"}
+    shared = {"PORT", "MANAGEMENT_PORT", "APP_ENV", "LOG_LEVEL", "SHUTDOWN_DELAY_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS",
+              "OTEL_EXPORTER_OTLP_ENDPOINT"}
+    assert config["OTEL_EXPORTER_OTLP_ENDPOINT"] == NETWORK["otlp_endpoint"]
     allowed_hosts = {facts(project)["allowed_hosts_env"]} - {""}
     assert shared | allowed_hosts <= set(config)
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", project.text(".env.example"), re.MULTILINE))

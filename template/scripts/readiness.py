@@ -636,6 +636,83 @@ def check_vulnerability_scans(repo: Repo) -> list[Failure]:
     return failures
 
 
+def container_env(container: Doc, config_maps: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The container's variables with literal values: its ConfigMaps (envFrom), then `env`."""
+    values: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        name = dig(source, "configMapRef", "name")
+        values.update(config_maps.get(str(name), {}))
+    for variable in container.get("env") or []:
+        if isinstance(variable, dict) and "value" in variable:
+            values[str(variable.get("name"))] = str(variable["value"])
+    return values
+
+
+def egress_allows(policies: list[Doc], pod_labels: dict[str, Any], port: int) -> bool:
+    """Whether the NetworkPolicies that restrict the pod's egress let it out on TCP `port`
+    (where to is the platform's business: the rule's selectors are not judged)."""
+    selecting = [
+        policy
+        for policy in policies
+        if "Egress" in (dig(policy, "spec", "policyTypes") or [])
+        and all(
+            pod_labels.get(key) == value
+            for key, value in (dig(policy, "spec", "podSelector", "matchLabels") or {}).items()
+        )
+    ]
+    if not selecting:
+        return True
+    return any(
+        not rule.get("ports")
+        or any(
+            dig(entry, "port") == port and dig(entry, "protocol") in (None, "TCP")
+            for entry in rule["ports"]
+        )
+        for policy in selecting
+        for rule in dig(policy, "spec", "egress") or []
+        if isinstance(rule, dict)
+    )
+
+
+def check_traces_exported(repo: Repo) -> list[Failure]:
+    """Every server sends its traces to an OTLP endpoint, and its NetworkPolicy lets it."""
+    failures = manifest_preconditions(repo)
+    if failures:
+        return failures
+    for overlay, (docs, _) in repo.built().items():
+        config_maps = {
+            str(dig(doc, "metadata", "name")): {
+                str(key): str(value) for key, value in (doc.get("data") or {}).items()
+            }
+            for doc in docs
+            if doc.get("kind") == "ConfigMap"
+        }
+        policies = [doc for doc in docs if doc.get("kind") == "NetworkPolicy"]
+        for workload in workloads(repo):
+            if workload.overlay != overlay or workload.doc.get("kind") not in LONG_RUNNING:
+                continue
+            pod_labels = dig(workload.doc, "spec", "template", "metadata", "labels") or {}
+            for container in containers(workload.pod, init=False):
+                env = container_env(container, config_maps)
+                endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT", ""
+                )
+                match = re.fullmatch(r"(https?)://[^/:]+(?::(\d+))?(/.*)?", endpoint)
+                if not match:
+                    problem = "is empty" if not endpoint else f"is not an http(s) URL: {endpoint!r}"
+                    message = f"{workload.label(container)}: OTEL_EXPORTER_OTLP_ENDPOINT {problem}"
+                    failures.append(Failure(f"{K8S}/base/kustomization.yaml", message))
+                    continue
+                port = int(match.group(2) or (443 if match.group(1) == "https" else 80))
+                if not egress_allows(policies, pod_labels, port):
+                    message = (
+                        f"{workload.label(container)}: no NetworkPolicy egress rule allows "
+                        f"TCP port {port} of {endpoint}"
+                    )
+                    failures.append(Failure(f"{K8S}/base/networkpolicy.yaml", message))
+    return failures
+
+
 def check_ci_runs_readiness(repo: Repo) -> list[Failure]:
     loaded, failures = loaded_workflows(repo)
     for _, doc in loaded:
@@ -868,6 +945,11 @@ RULES = [
         "vulnerability-scans",
         "dependencies audited in CI, the image scanned before release, accepted findings expire",
         check_vulnerability_scans,
+    ),
+    Rule(
+        "traces-exported",
+        "servers send traces to an OTLP endpoint their NetworkPolicy lets them reach",
+        check_traces_exported,
     ),
     Rule("no-secrets", "no secret-looking values committed", check_secrets),
     Rule("env-documented", ".env.example lists every variable read", check_env_documented),
