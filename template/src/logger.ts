@@ -64,6 +64,14 @@ function standardOutput(): LogDestination {
   return stdout;
 }
 
+// With tracing on, src/otel.ts sets this: the trace_id and span_id of the active span, which pino
+// adds to every line (its mixin). With tracing off there is no mixin, and a line costs nothing more.
+let traceFields: (() => object) | undefined;
+
+export function setTraceFields(fields: (() => object) | undefined): void {
+  traceFields = fields;
+}
+
 export function loggerOptions(
   config: Config,
   stream?: LogDestination,
@@ -76,5 +84,6 @@ export function loggerOptions(
     formatters: { level: (label: string) => ({ level: label }) },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     stream: stream ?? standardOutput(),
+    ...(traceFields === undefined ? {} : { mixin: traceFields }),
   };
 }

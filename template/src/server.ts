@@ -1,9 +1,10 @@
-// The process entry point (`node dist/server.js`): validate the configuration, listen, and shut
-// down gracefully on SIGTERM (Kubernetes, docker stop) or SIGINT (Ctrl-C). Nothing else.
-import { buildApps } from './app.js';
+// The process entry point (`node dist/server.js`): validate the configuration, start tracing when
+// it is on, listen, and shut down gracefully on SIGTERM (Kubernetes, docker stop) or SIGINT
+// (Ctrl-C). Nothing else.
 import { ConfigError, type Config, loadConfig } from './config.js';
 import { Lifecycle } from './lifecycle.js';
 import { shutdown } from './shutdown.js';
+import { startTracing } from './tracing.js';
 
 function readConfig(): Config {
   try {
@@ -19,8 +20,13 @@ function readConfig(): Config {
 }
 
 const config = readConfig();
+// Before the application is loaded: the HTTP instrumentation must see Fastify create its servers.
+// With tracing off nothing of OpenTelemetry is loaded.
+const tracing = await startTracing(config);
+const { buildApps } = await import('./app.js');
 const lifecycle = new Lifecycle();
 const { app, management } = buildApps({ config, lifecycle });
+tracing?.useLogger(app.log);
 const instances = management === undefined ? [app] : [app, management];
 
 let stopping = false;
@@ -40,6 +46,7 @@ function onSignal(signal: NodeJS.Signals): void {
     delaySeconds: config.shutdownDelaySeconds,
     timeoutSeconds: config.shutdownTimeoutSeconds,
     reason: signal,
+    flush: tracing && ((timeoutMs) => tracing.shutdown(timeoutMs)),
   }).then(
     (result) => {
       process.exit(result === 'drained' ? 0 : 1);

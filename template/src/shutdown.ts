@@ -2,7 +2,8 @@
 //   1. readiness answers 503 at once, so endpoints and load balancers stop sending new requests;
 //   2. the server keeps serving for SHUTDOWN_DELAY_SECONDS while they catch up;
 //   3. it stops accepting connections and lets in-flight requests finish, for at most
-//      SHUTDOWN_TIMEOUT_SECONDS; whatever is still open then is cut.
+//      SHUTDOWN_TIMEOUT_SECONDS; whatever is still open then is cut;
+//   4. what is held in memory (the spans not yet exported) is flushed in what is left of it.
 // With MANAGEMENT_PORT set, both instances go through each step together (they share the
 // lifecycle, so /ready answers 503 on the management port from step 1).
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +16,8 @@ export interface ShutdownOptions {
   delaySeconds: number;
   timeoutSeconds: number;
   reason?: string;
+  /** Step 4, given the milliseconds left of the timeout; true when it finished in them. */
+  flush?: ((timeoutMs: number) => Promise<boolean>) | undefined;
 }
 
 export type ShutdownResult = 'drained' | 'timed-out';
@@ -23,7 +26,7 @@ export type ShutdownResult = 'drained' | 'timed-out';
 export async function shutdown(
   apps: FastifyInstance | FastifyInstance[],
   lifecycle: Lifecycle,
-  { delaySeconds, timeoutSeconds, reason = 'shutdown' }: ShutdownOptions,
+  { delaySeconds, timeoutSeconds, reason = 'shutdown', flush }: ShutdownOptions,
 ): Promise<ShutdownResult> {
   const instances = Array.isArray(apps) ? apps : [apps];
   const [first] = instances;
@@ -35,6 +38,7 @@ export async function shutdown(
   await sleep(delaySeconds * 1000);
 
   log.info({ timeoutSeconds }, 'closing: no new connections, finishing in-flight requests');
+  const closing = Date.now();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<ShutdownResult>((resolve) => {
     timer = setTimeout(() => {
@@ -51,6 +55,11 @@ export async function shutdown(
     for (const app of instances) app.server.closeAllConnections();
   } else {
     log.info('drained: every in-flight request finished');
+  }
+  const leftMs = timeoutSeconds * 1000 - (Date.now() - closing);
+  if (flush !== undefined && leftMs > 0) {
+    if (await flush(leftMs)) log.info('flushed: the spans held were exported');
+    else log.warn({ leftMs }, 'flush timed out: the spans still held are lost');
   }
   return result;
 }

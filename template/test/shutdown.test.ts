@@ -61,4 +61,31 @@ describe('graceful shutdown', () => {
     assert.ok(Date.now() - started < 2000, 'did not wait for the slow request');
     await assert.rejects(inFlight, /socket hang up|ECONNRESET/);
   });
+
+  it('flushes after the drain, within what is left of the timeout', async () => {
+    const { app, logs, lifecycle } = await listening(0);
+    const given: number[] = [];
+    const result = await shutdown(app, lifecycle, {
+      delaySeconds: 0,
+      timeoutSeconds: 2,
+      flush: async (timeoutMs) => {
+        given.push(timeoutMs);
+        return true;
+      },
+    });
+    assert.equal(result, 'drained');
+    assert.equal(given.length, 1);
+    assert.ok((given[0] ?? 0) > 1500 && (given[0] ?? 0) <= 2000, `left: ${String(given[0])}`);
+    assert.ok(logs.some((line) => line.msg.startsWith('flushed')));
+  });
+
+  it('says so when the flush runs out of time', async () => {
+    const { app, logs, lifecycle } = await listening(0);
+    await shutdown(app, lifecycle, {
+      delaySeconds: 0,
+      timeoutSeconds: 1,
+      flush: async () => false,
+    });
+    assert.ok(logs.some((line) => line.level === 'warn' && line.msg.startsWith('flush timed out')));
+  });
 });
