@@ -2,7 +2,7 @@
 """Image size on paper, where no Docker engine exists: the runtime base image plus what the
 Dockerfile's runtime stage adds, built natively and measured on disk.
 
-What each runtime stage adds (see includes/<language>/dockerfile-runtime.jinja):
+What each runtime stage adds (see dockerfile_runtime() of includes/<language>/build.jinja):
 
 * go: the static binary (`make build`: CGO off, -trimpath, -s -w), on distroless/static;
 * node: dist/, the production node_modules (`npm ci --omit=dev`) and package.json, on

@@ -179,7 +179,7 @@ FACTS: dict[str, dict[str, Any]] = {
         "source_dirs": ["config", "ops", "service", "manage.py", "gunicorn.conf.py"],
         "paths": ["config", "gunicorn.conf.py", "manage.py", "ops", "pyproject.toml", "service", "uv.lock"],
         "seeded_dir": "service",
-        # uv: the release line of the image's uv (includes/django/dockerfile-build.jinja), which wrote
+        # uv: the release line of the image's uv (dockerfile_build() of includes/django/build.jinja), which wrote
         # uv.lock; Python: pyproject.toml's requires-python, as uv finds it for this project
         "tools": [
             {"name": "uv", "min": "0.13", "command": "uv --version",

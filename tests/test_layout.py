@@ -125,3 +125,23 @@ def test_the_move_to_real_names_changed_no_render(tmp_path, language, strategy, 
     new = render_at(after, tmp_path / "after", language, strategy, preview)
     filecmp.clear_cache()
     assert not differences(old, new)
+
+
+def test_every_partial_is_a_macro():
+    """One partial idiom (issue 16): shared text lives in macros with explicit arguments, imported
+    by the file that calls them; no include, no `with` block feeding an include its variables."""
+    import jinja2
+    from jinja2 import nodes
+
+    env = jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+    found = []
+    for root in (TEMPLATE, ROOT / "includes"):
+        for path in root.rglob("*"):
+            if path.is_dir() or not (path.suffix == TEMPLATES_SUFFIX or root.name == "includes"):
+                continue
+            if path.suffix in {".json", ".lock"}:  # the plain lockfiles lockfile() reads
+                continue
+            tree = env.parse(path.read_text())
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} {type(node).__name__}"
+                      for node in tree.find_all((nodes.Include, nodes.With))]
+    assert not found, found
