@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from config.env import load_or_exit
-from ops import server
+from ops import server, tracing
 
 env = load_or_exit()
 
@@ -61,6 +61,18 @@ def on_starting(arbiter: Any) -> None:
 
 def when_ready(arbiter: Any) -> None:
     server.install_drain(arbiter, env.shutdown_delay_seconds)
+
+
+def post_worker_init(worker: Any) -> None:
+    # The worker has loaded the application (config/wsgi.py started the traces, if they are on).
+    if tracing.running():
+        server.watch_stop(worker)
+
+
+def worker_exit(arbiter: Any, worker: Any) -> None:
+    # After the drain: the spans the worker still holds are exported within what is left of
+    # graceful_timeout (the master kills a worker still running after it). Nothing when off.
+    tracing.shutdown(server.time_left(worker, graceful_timeout))
 
 
 def post_request(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:

@@ -1,10 +1,12 @@
-"""JSON log lines on stdout, each with the id of the request being served (when there is one)."""
+"""JSON log lines on stdout, each with the id of the request being served (when there is one),
+and the trace and span ids of the active span when tracing is on."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -12,6 +14,13 @@ from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 # Set by ops.middleware.RequestIdMiddleware for the duration of a request.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# Set by ops.otel when tracing is on: (trace_id, span_id) of the active sampled span, else None.
+# None while tracing is off: no lookup at all.
+trace_ids: Callable[[], tuple[str, str] | None] | None = None
+# The WSGI environ key under which ops.otel leaves a request's (trace_id, span_id) for its access
+# line, which gunicorn writes once the span has ended.
+TRACE_IDS = "ops.trace_ids"
 
 
 class JsonFormatter(_JsonFormatter):
@@ -31,6 +40,9 @@ class JsonFormatter(_JsonFormatter):
         current = request_id.get()
         if current is not None:
             log_record.setdefault("request_id", current)
+        if trace_ids is not None and (ids := trace_ids()) is not None:
+            log_record.setdefault("trace_id", ids[0])
+            log_record.setdefault("span_id", ids[1])
 
 
 # The attribute of an access log record that holds its fields (ops.server.JsonLogger.access).

@@ -11,6 +11,9 @@
   /metrics, whichever worker answers it, adds them up.
 - Fair turns between keep-alive connections: after each request a gevent worker lets its other
   connections' waiting requests go first (take_turns).
+- Traces: the request's access line carries the trace and span ids of its server span, and a
+  worker knows when it was told to stop, so that the spans it holds are flushed within what is
+  left of the drain (watch_stop, time_left).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -29,7 +33,7 @@ from typing import Any
 from gunicorn import glogging
 
 from ops import lifecycle
-from ops.logs import ACCESS_FIELDS, AccessFormatter, JsonFormatter
+from ops.logs import ACCESS_FIELDS, TRACE_IDS, AccessFormatter, JsonFormatter
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The operational endpoints (ops.middleware.OPS_ENDPOINTS; that module imports Django).
@@ -79,6 +83,9 @@ class JsonLogger(glogging.Logger):
             "bytes": getattr(resp, "sent", None),
             "protocol": environ.get("SERVER_PROTOCOL"),
         }
+        ids = environ.get(TRACE_IDS)  # set only when tracing is on and the request was sampled
+        if ids is not None:
+            fields["trace_id"], fields["span_id"] = ids
         # makeRecord and handle, not log(): log() would also walk the stack for the caller's file
         # and line, which no line shows. Handlers, filters and levels apply as usual.
         record = log.makeRecord(
@@ -132,6 +139,35 @@ def install_drain(server: Any, delay_seconds: float) -> None:
         signal.setitimer(signal.ITIMER_REAL, delay_seconds)
 
     server.handle_term = handle_term
+
+
+# The attribute of a gunicorn worker that holds when it was told to stop (time.monotonic()).
+STOP_SIGNALLED = "stop_signalled"
+
+
+def watch_stop(worker: Any) -> None:
+    """Note when the master tells this worker to stop (its SIGTERM, once the drain delay is over).
+
+    From then on the master waits graceful_timeout for the worker before it kills it: time_left
+    tells the worker_exit hook how much of that remains. gunicorn's own handler still runs.
+    """
+    handle_exit = signal.getsignal(signal.SIGTERM)
+
+    def note_stop(signum: int, frame: FrameType | None) -> None:
+        if getattr(worker, STOP_SIGNALLED, None) is None:
+            setattr(worker, STOP_SIGNALLED, time.monotonic())
+        if callable(handle_exit):
+            handle_exit(signum, frame)
+
+    signal.signal(signal.SIGTERM, note_stop)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: requests are not interrupted
+
+
+def time_left(worker: Any, graceful_timeout: float, margin: float = 0.5) -> float:
+    """Seconds the worker has left before the master kills it (all of them when not stopping)."""
+    since: float | None = getattr(worker, STOP_SIGNALLED, None)
+    spent = 0.0 if since is None else time.monotonic() - since
+    return max(graceful_timeout - spent - margin, 0.0)
 
 
 def prepare_metrics_dir() -> tuple[str, bool]:
