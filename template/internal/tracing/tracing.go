@@ -40,7 +40,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -106,9 +106,11 @@ func Setup(ctx context.Context, getenv func(string) string, info Info, logger *s
 	if endpoint == "" {
 		return nil
 	}
-	// The SDK's diagnostics (a malformed variable, each failed export...) would go to stderr
-	// unstructured, once per batch: the one warning below says what an operator needs.
-	otel.SetLogger(logr.Discard())
+	// The SDK's own diagnostics (a malformed variable...) would go to stderr as plain text: they
+	// go to the debug log instead. Failed exports are reported once, below and in New.
+	otel.SetLogger(funcr.New(func(_, args string) {
+		logger.Debug("traces: OpenTelemetry SDK", slog.String("detail", args))
+	}, funcr.Options{Verbosity: 1})) // errors and warnings; not the SDK's info and debug messages
 
 	var exporter sdktrace.SpanExporter
 	if err := validURL(endpoint); err != nil {
