@@ -223,6 +223,12 @@ FACTS: dict[str, dict[str, Any]] = {
                         "size them to the container's CPU limit"},
             {"name": "GUNICORN_TIMEOUT", "default": "30", "required": False,
              "meaning": "Seconds before gunicorn replaces a silent worker"},
+            # The standard's unit is milliseconds; the Python OTLP exporter reads seconds, so
+            # ops/otel.py converts (the other languages' SDKs read them as the standard says).
+            {"name": "OTEL_EXPORTER_OTLP_TIMEOUT", "default": "10000", "required": False,
+             "meaning": "Milliseconds one export of spans may take, retries included"},
+            {"name": "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "default": "", "required": False,
+             "meaning": "Milliseconds for traces alone; overrides OTEL_EXPORTER_OTLP_TIMEOUT for traces"},
         ],
         "env_scan": {
             "suffixes": [".py"],

@@ -150,6 +150,12 @@ def resource(env: Settings, service_name: str) -> Resource:
     return Resource.create(own)
 
 
+def otlp_exporter(env: Settings) -> OTLPSpanExporter:
+    """The SDK's OTLP/HTTP exporter, configured by OTEL_EXPORTER_OTLP_* itself, but for the
+    timeout's unit (Settings.export_timeout_seconds)."""
+    return OTLPSpanExporter(timeout=env.export_timeout_seconds())
+
+
 def install(env: Settings, service_name: str, exporter: SpanExporter | None = None) -> Pipeline:
     """Tracing on in this process; ``exporter`` replaces the OTLP one (tests)."""
     dropped = DroppedSpans(env.traces_endpoint)
@@ -160,7 +166,7 @@ def install(env: Settings, service_name: str, exporter: SpanExporter | None = No
         quiet.addFilter(dropped)
     provider = TracerProvider(resource=resource(env, service_name), shutdown_on_exit=False)
     provider.add_span_processor(
-        BatchSpanProcessor(ReportingExporter(exporter or OTLPSpanExporter(), dropped))
+        BatchSpanProcessor(ReportingExporter(exporter or otlp_exporter(env), dropped))
     )
     trace.set_tracer_provider(provider)
     middleware = list(settings.MIDDLEWARE)

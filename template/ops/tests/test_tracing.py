@@ -31,7 +31,7 @@ from prometheus_client import REGISTRY
 from pytest_django import Settings as DjangoSettings
 
 from config.env import BASE_DIR, Settings
-from ops import logs, tracing
+from ops import logs, otel, tracing
 from ops.logs import TRACE_IDS, JsonFormatter
 from ops.otel import Pipeline
 from ops.tests.otlp import otlp_receiver
@@ -82,6 +82,26 @@ def test_tracing_is_on_only_with_an_endpoint(
         clean_env.setenv(name, value)
     env = Settings()
     assert (env.tracing, env.traces_endpoint) == (on, endpoint)
+
+
+@pytest.mark.parametrize(
+    ("variables", "seconds"),
+    [
+        ({}, None),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "2000"}, 2.0),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "2000", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "250"}, 0.25),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, None),
+    ],
+)
+def test_export_timeouts_are_milliseconds_as_the_standard_says(
+    clean_env: pytest.MonkeyPatch, variables: dict[str, str], seconds: float | None
+) -> None:
+    for name, value in {"APP_ENV": "development", **variables}.items():
+        clean_env.setenv(name, value)
+    env = Settings()
+    assert env.export_timeout_seconds() == seconds
+    exporter = otel.otlp_exporter(env)
+    assert exporter._client._timeout == (10.0 if seconds is None else seconds)
 
 
 LOADED = (
@@ -320,7 +340,7 @@ def test_an_unreachable_endpoint_is_logged_once_and_nothing_else(
 ) -> None:
     closed = free_port()
     endpoint = f"http://127.0.0.1:{closed}/v1/traces"
-    clean_env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "0.5")
+    clean_env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "500")
     pipeline = start_tracing(
         clean_env, None, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed}"
     )
@@ -468,7 +488,7 @@ def test_gunicorn_with_an_unreachable_endpoint_serves_and_warns_once(
         WEB_CONCURRENCY="1",
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{closed}",
         OTEL_BSP_SCHEDULE_DELAY="100",
-        OTEL_EXPORTER_OTLP_TIMEOUT="0.5",
+        OTEL_EXPORTER_OTLP_TIMEOUT="500",
     )
     slowest = 0.0
     for _ in range(12):  # over 2 s: several batches, several failed exports
