@@ -136,11 +136,11 @@ def free_port() -> int:
 class Collector:
     """One collector process on a free loopback port, writing what it receives under workdir."""
 
-    def __init__(self, workdir: Path, binary: Path | None = None):
+    def __init__(self, workdir: Path, binary: Path | None = None, port: int | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = binary or collector_binary()
-        self.port = free_port()
+        self.port = port or free_port()
         self.output = self.workdir / f"spans-{self.port}.jsonl"
         self.config = self.workdir / f"collector-{self.port}.yaml"
         self.log = self.workdir / f"collector-{self.port}.log"

@@ -14,30 +14,26 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
 import re
-import shutil
 import signal
 import socket
 import string
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import jsonschema
 import pytest
-from harness import free_port, wait_for
-from helpers import LANGUAGES, ROOT, run, tool_env
+from contract_service import OPS_PATHS, Response, Service, copies, request
+from harness import wait_for
+from helpers import LANGUAGES, ROOT, run
 from prometheus_client.parser import text_string_to_metric_families
 
 from extensions.context import FACTS
 
 SCHEMA = json.loads((ROOT / "docs" / "service-contract.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
-OPS_PATHS = ["/health", "/ready", "/health/detailed", "/metrics"]
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
@@ -54,229 +50,15 @@ ROUTES = {"/", *OPS_PATHS, "unmatched"}
 BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf"]
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-# The team-owned checks file of each language, as a team would write two dependency checks.
-CHECKS = {
-    "node": ("src/app/checks.ts", """\
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-
-import type { RegisterChecks } from '../readiness.js';
-
-const flags = process.env['CONTRACT_FLAGS'] ?? '/nonexistent';
-const failWhenFlagged = (name: string) => () => {
-  if (existsSync(join(flags, name))) throw new Error(`${name} is down`);
-  return Promise.resolve();
-};
-
-export const registerChecks: RegisterChecks = (checks) => {
-  checks.register('needed', failWhenFlagged('needed'));
-  checks.register('optional', failWhenFlagged('optional'), { required: false });
-};
-"""),
-    "go": ("internal/app/checks.go", """\
-package app
-
-import (
-	"context"
-	"errors"
-	"os"
-	"path/filepath"
-	"time"
-
-	"github.com/{owner}/{slug}/internal/health"
-)
-
-func failWhenFlagged(name string) health.CheckFunc {
-	return func(context.Context) error {
-		if _, err := os.Stat(filepath.Join(os.Getenv("CONTRACT_FLAGS"), name)); err == nil {
-			return errors.New(name + " is down")
-		}
-		return nil
-	}
-}
-
-func (a *App) Checks(reg *health.Registry) {
-	reg.Register("needed", time.Second, failWhenFlagged("needed"))
-	reg.RegisterOptional("optional", time.Second, failWhenFlagged("optional"))
-}
-"""),
-    "django": ("service/checks.py", """\
-import dataclasses
-import os
-from pathlib import Path
-
-from health_check.base import HealthCheck
-from health_check.exceptions import ServiceUnavailable
-
-from ops.checks import optional
-
-
-@dataclasses.dataclass
-class Flagged(HealthCheck):
-    flag: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.flag
-
-    def run(self) -> None:
-        if (Path(os.environ["CONTRACT_FLAGS"]) / self.flag).exists():
-            raise ServiceUnavailable(f"{self.flag} is down")
-
-
-READINESS_CHECKS = [Flagged(flag="needed"), optional(Flagged(flag="optional"))]
-"""),
-}
-# What a native build leaves that the copy shares with the built render instead of rebuilding.
-SHARED_DIRS = {"node": ["node_modules"], "go": [], "django": [".venv", "staticfiles"]}
-BUILD = {"node": ["npm", "run", "build"], "go": ["make", "build"], "django": None}
-
 
 # ------------------------------------------------------------------------------------------------
-# A running service
+# The services under test (tests/contract_service.py): private copies of each language's built
+# render with the checks file, run with their production command
 # ------------------------------------------------------------------------------------------------
-class Response:
-    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-    def __repr__(self) -> str:
-        return f"<{self.status} {self.body[:300]!r}>"
-
-
-def request(port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None,
-            body: bytes | None = None, timeout: float = 10) -> Response:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        # The Gateway ends TLS and says so, as in production (Django redirects plain HTTP there).
-        conn.request(method, path, body=body,
-                     headers={"Host": "127.0.0.1", "X-Forwarded-Proto": "https", **(headers or {})})
-        response = conn.getresponse()
-        return Response(response.status, response.headers, response.read())
-    finally:
-        conn.close()
-
-
-class Service:
-    """One process of a language's built copy, on free loopback ports."""
-
-    def __init__(self, copy: Copy, name: str, management: bool = False, **env: str | None):
-        self.copy = copy
-        self.port = free_port()
-        self.management_port = free_port() if management else None
-        self.log = copy.logs / f"{name}-{self.port}.log"
-        base = {
-            "PORT": str(self.port),
-            "APP_ENV": "production",
-            "LOG_LEVEL": "info",
-            "APP_VERSION": "1.2.3-contract",
-            "SHUTDOWN_DELAY_SECONDS": "1",
-            "SHUTDOWN_TIMEOUT_SECONDS": "5",
-            "CONTRACT_FLAGS": str(copy.flags),
-            **copy.recipe.env,
-        }
-        if self.management_port:
-            base["MANAGEMENT_PORT"] = str(self.management_port)
-        base.update(env)
-        self.env = {key: value for key, value in base.items() if value is not None}
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def ops_port(self) -> int:
-        return self.management_port or self.port
-
-    def start(self, wait: bool = True) -> Service:
-        environment = tool_env(**self.env)
-        for name in ("APP_ENV", "MANAGEMENT_PORT"):
-            if name not in self.env:
-                environment.pop(name, None)
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.copy.recipe.command, cwd=self.copy.path, env=environment,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        if wait:
-            def ready() -> bool:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"{self.copy.language} exited {self.proc.returncode}:\n{self.output()}")
-                try:
-                    return request(self.ops_port, "/ready", timeout=1).status == 200
-                except OSError:
-                    return False
-
-            wait_for(ready, 120, f"{self.copy.language} to be ready", interval=0.1)
-        return self
-
-    def get(self, path: str, **kwargs) -> Response:
-        port = self.ops_port if path.split("?")[0] in OPS_PATHS else self.port
-        return request(port, path, **kwargs)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def log_lines(self) -> list[dict]:
-        lines = []
-        for line in self.output().splitlines():
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                lines.append(value)
-        return lines
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-
-class Copy:
-    """A private copy of the built default render whose checks file registers the test's checks."""
-
-    def __init__(self, language: str, path: Path, recipe, logs: Path):
-        self.language, self.path, self.recipe, self.logs = language, path, recipe, logs
-        self.flags = path.parent / f"{language}-flags"
-        self.flags.mkdir(exist_ok=True)
-
-    def flag(self, *names: str) -> None:
-        """Make exactly the named checks fail."""
-        for existing in self.flags.iterdir():
-            existing.unlink()
-        for name in names:
-            (self.flags / name).touch()
-
-
 @pytest.fixture(scope="session")
 def contract_copy(built_service, request, tmp_path_factory):
-    copies: dict[str, Copy] = {}
-
-    def _copy(language: str) -> Copy:
-        if language not in copies:
-            built = built_service(language)
-            source = built.project.path
-            dest = tmp_path_factory.mktemp(f"contract-{language}") / "svc"
-            shared = SHARED_DIRS[language]
-            shutil.copytree(source, dest, symlinks=True,
-                            ignore=shutil.ignore_patterns(*shared, "dist", "bin", ".git"))
-            for name in shared:
-                (dest / name).symlink_to(source / name)
-            relative, text = CHECKS[language]
-            answers = built.project.answers
-            text = text.replace("{owner}", answers.get("github_owner", "")).replace("{slug}", answers["project_slug"])
-            (dest / relative).write_text(text)
-            if BUILD[language]:
-                env = {}
-                if language == "go":
-                    env = request.getfixturevalue("go_env")
-                run(BUILD[language], cwd=dest, timeout=600, **env)
-            copies[language] = Copy(language, dest, built.recipe, tmp_path_factory.mktemp(f"contract-{language}-logs"))
-        return copies[language]
-
-    return _copy
+    """contract_copy(language) -> Copy: the built default render with the checks file (CHECKS)."""
+    return copies(built_service, request, tmp_path_factory, "contract")
 
 
 @pytest.fixture(scope="module", params=LANGUAGES)
