@@ -18,7 +18,7 @@
 //     as the request log line is) carries trace_id and span_id;
 //   - spans leave in batches from a goroutine of the SDK, through a bounded queue, never on the
 //     request path; an endpoint that fails (unreachable, refusing, malformed) is reported in one
-//     warning line per process, and the SDK's own error output is silenced;
+//     warning line per process; the SDK's own diagnostics go to the debug log, not stderr;
 //   - Shutdown flushes what is still queued, within the context's deadline.
 //
 // The SDK reads the rest of the standard variables itself: OTEL_SERVICE_NAME,
