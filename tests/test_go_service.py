@@ -186,7 +186,7 @@ def test_go_mod_names_the_module_and_the_chosen_go_line(render, go_version):
     for source in project.path.rglob("*.go"):
         for imported in re.findall(r'"(github\.com/[^"]+)"', source.read_text()):
             assert imported.startswith("github.com/Acme-Corp/billing/internal/") or \
-                any(imported.startswith(module + "/") for module in required), (source, imported)
+                any(imported == module or imported.startswith(module + "/") for module in required), (source, imported)
 
 
 def test_dockerfile_builds_where_the_runtime_stage_copies_from(render):
