@@ -18,6 +18,13 @@ nothing else: the floor any service that honours the contract pays, measured sid
 stay against the plain hello-world. The rendered service runs as in production (APP_ENV=production)
 at the default LOG_LEVEL=info.
 
+A "service + tracing" row per language is the same service with OpenTelemetry traces on
+(OTEL_EXPORTER_OTLP_ENDPOINT set, the SDKs' defaults otherwise: every request sampled, batches of
+512 every 5 s, a queue of 2048), exporting to a real OpenTelemetry Collector (scripts/otelcol.sh,
+tests/otel.py) on the same machine: what tracing costs. The collector's own work (decoding, and its
+file exporter writing JSON) shares the two cores, as a node-local agent would; the CPU per request
+counts the service's processes only.
+
 With --ablations, the service is also measured with each contract feature switched off in turn
 (bench/ablations/<language>.py: the edits that switch it off in a copy of the render), in the same
 run: what each feature costs.
@@ -50,6 +57,7 @@ from benchlib import ROOT, env, machine, render, sh, snapshot
 
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "reliability")]
 from harness import free_port, status_or_none
+from otel import Collector
 
 WRK_LUA = """\
 done = function(summary, latency, requests)
@@ -400,6 +408,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--ablations", action="store_true",
                         help="also measure the service with each contract feature switched off in turn")
+    parser.add_argument("--no-tracing", action="store_true",
+                        help="leave out the rows with traces exported to an OpenTelemetry Collector")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(
@@ -407,39 +417,55 @@ def main() -> None:
         f"time-to-ready: median of {args.starts} starts; LOG_LEVEL=info"
     )
     rows = []
+    exported: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         script = tmp_path / "summary.lua"
         script.write_text(WRK_LUA)
         template = snapshot(tmp_path)
-        for language in args.languages:
-            project = render(template, tmp_path / language / "project", language=language)
-            service, hello, floor = prepare(language, project)
-            servers = [hello, floor, service]
-            if args.ablations:
-                servers += [ablated(service, language, feature, edits)
-                            for feature, edits in ablations(language).items()]
-            # alternate the starts too: a burst of load elsewhere then hits every server alike
-            starts: dict[str, list[float]] = {s.name: [] for s in servers}
-            for _ in range(args.starts):
-                for server in servers:
-                    starts[server.name].append(time_to_ready(server))
-            ready = {name: statistics.median(times) for name, times in starts.items()}
-            for route in ROUTES:
-                runs: dict[str, list[Run]] = {s.name: [] for s in servers}
-                for _ in range(args.rounds):  # alternate, so that every server sees the same load
+        collector = None if args.no_tracing else Collector(tmp_path / "collector").start()
+        try:
+            for language in args.languages:
+                project = render(template, tmp_path / language / "project", language=language)
+                service, hello, floor = prepare(language, project)
+                servers = [hello, floor, service]
+                if collector is not None:
+                    servers.append(Server("service + tracing", service.cwd, service.command,
+                                          {**service.env, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+                                           "OTEL_SERVICE_NAME": f"bench-{language}"}))
+                if args.ablations:
+                    servers += [ablated(service, language, feature, edits)
+                                for feature, edits in ablations(language).items()]
+                # alternate the starts too: a burst of load elsewhere then hits every server alike
+                starts: dict[str, list[float]] = {s.name: [] for s in servers}
+                for _ in range(args.starts):
                     for server in servers:
-                        runs[server.name].append(throughput(server, route, args.duration, args.connections, script))
-                base = {key: statistics.median(getattr(r, key) for r in runs[hello.name])
-                        for key in ("rps", "p99_ms", "cpu_us")}
-                for server in servers:
-                    median = {key: statistics.median(getattr(r, key) for r in runs[server.name])
-                              for key in ("rps", "p99_ms", "idle_mb", "loaded_mb", "cpu_us")}
-                    rows.append((language, server.name, route, ready[server.name],
-                                 ready[server.name] / ready[hello.name], median["rps"], median["rps"] / base["rps"],
-                                 median["p99_ms"], median["p99_ms"] / base["p99_ms"],
-                                 median["cpu_us"], base["cpu_us"] / median["cpu_us"],
-                                 median["idle_mb"], median["loaded_mb"]))
+                        starts[server.name].append(time_to_ready(server))
+                ready = {name: statistics.median(times) for name, times in starts.items()}
+                for route in ROUTES:
+                    runs: dict[str, list[Run]] = {s.name: [] for s in servers}
+                    for _ in range(args.rounds):  # alternate, so that every server sees the same load
+                        for server in servers:
+                            runs[server.name].append(throughput(server, route, args.duration, args.connections, script))
+                    base = {key: statistics.median(getattr(r, key) for r in runs[hello.name])
+                            for key in ("rps", "p99_ms", "cpu_us")}
+                    for server in servers:
+                        median = {key: statistics.median(getattr(r, key) for r in runs[server.name])
+                                  for key in ("rps", "p99_ms", "idle_mb", "loaded_mb", "cpu_us")}
+                        rows.append((language, server.name, route, ready[server.name],
+                                     ready[server.name] / ready[hello.name], median["rps"], median["rps"] / base["rps"],
+                                     median["p99_ms"], median["p99_ms"] / base["p99_ms"],
+                                     median["cpu_us"], base["cpu_us"] / median["cpu_us"],
+                                     median["idle_mb"], median["loaded_mb"]))
+                if collector is not None:  # counted line by line: the file holds every span of the run
+                    with open(collector.output, errors="replace") as spans:
+                        received = sum(line.count('"spanId"') for line in spans if f'"bench-{language}"' in line)
+                    if not received:
+                        raise SystemExit(f"{language}: the collector received no span from the traced service")
+                    exported[language] = received
+        finally:
+            if collector is not None:
+                collector.stop()
     # CPU x hello is the hello's CPU per request over the server's: the throughput ratio the
     # server reaches when CPU-bound, and far steadier than req/s on a shared machine.
     print("\n| language | server | route | ready s | x hello | req/s | x hello | p99 ms | x hello "
@@ -449,6 +475,8 @@ def main() -> None:
         print(f"| {language} | {name} | `{route}` | {ready_s:.3f} | {ready_x:.2f} | {rps:,.0f} | {rps_x:.2f} "
               f"| {p99:.1f} | {p99_x:.2f} | {cpu:.0f} | {cpu_x:.2f} | {idle:.0f} | {loaded:.0f} |".replace(",", " "))
     print("\ntargets: throughput x hello >= 0.90 on both routes; p99 x hello <= 1.50; time-to-ready x hello <= 1.20")
+    for language, count in exported.items():
+        print(f"{language}: the collector received {count:,} spans from the traced service".replace(",", " "))
 
 
 if __name__ == "__main__":
