@@ -98,6 +98,7 @@ FACTS: dict[str, dict[str, Any]] = {
             "metrics": "src/plugins/metrics.ts",
             "shutdown": "src/shutdown.ts",
             "security_headers": "src/plugins/security-headers.ts",
+            "tracing": "src/otel.ts",
         },
         # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
@@ -156,6 +157,7 @@ FACTS: dict[str, dict[str, Any]] = {
             "metrics": "internal/metrics/metrics.go",
             "shutdown": "internal/server/server.go",
             "security_headers": "internal/middleware/middleware.go",
+            "tracing": "internal/tracing/tracing.go",
         },
         # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}},
@@ -223,12 +225,6 @@ FACTS: dict[str, dict[str, Any]] = {
                         "size them to the container's CPU limit"},
             {"name": "GUNICORN_TIMEOUT", "default": "30", "required": False,
              "meaning": "Seconds before gunicorn replaces a silent worker"},
-            # The standard's unit is milliseconds; the Python OTLP exporter reads seconds, so
-            # ops/otel.py converts (the other languages' SDKs read them as the standard says).
-            {"name": "OTEL_EXPORTER_OTLP_TIMEOUT", "default": "10000", "required": False,
-             "meaning": "Milliseconds one export of spans may take, retries included"},
-            {"name": "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "default": "", "required": False,
-             "meaning": "Milliseconds for traces alone; overrides OTEL_EXPORTER_OTLP_TIMEOUT for traces"},
         ],
         "env_scan": {
             "suffixes": [".py"],
@@ -248,6 +244,7 @@ FACTS: dict[str, dict[str, Any]] = {
             "metrics": "ops/metrics.py",
             "shutdown": "ops/lifecycle.py",
             "security_headers": "ops/middleware.py",
+            "tracing": "ops/otel.py",
         },
         # Kubernetes (deploy/k8s): container resources, secrets by reference, database migrations.
         # gunicorn runs several worker processes: more memory than the single-process runtimes.
@@ -322,6 +319,12 @@ COMMON_ENV: list[dict[str, Any]] = [
      "meaning": "true: tracing off whatever the endpoint"},
     {"name": "OTEL_TRACES_EXPORTER", "default": "otlp", "required": False,
      "meaning": "otlp, or none: tracing off whatever the endpoint"},
+    # The standard's unit is milliseconds; the Python OTLP exporter reads seconds, so Django's
+    # ops/otel.py converts (the Node and Go SDKs read them as the standard says).
+    {"name": "OTEL_EXPORTER_OTLP_TIMEOUT", "default": "10000", "required": False,
+     "meaning": "Milliseconds one export of spans may take, retries included"},
+    {"name": "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "default": "", "required": False,
+     "meaning": "Milliseconds for traces alone; overrides OTEL_EXPORTER_OTLP_TIMEOUT for traces"},
     {"name": "OTEL_SERVICE_NAME", "default": "{slug}", "required": False,
      "meaning": "service.name of the traces"},
     {"name": "OTEL_RESOURCE_ATTRIBUTES", "default": "", "required": False,

@@ -13,6 +13,7 @@ same expected values for all three languages.
 from __future__ import annotations
 
 import http.client
+import importlib
 import json
 import random
 import re
@@ -411,6 +412,11 @@ CHECKED_PARTS = {
     "shutdown": [test_draining_phase_on_both_ports],
     "security_headers": [test_health_answers_ok_with_the_contract_headers, test_unknown_paths_answer_the_contract_404,
                          test_application_route_carries_the_contract_headers],
+    # tests/test_tracing.py, against the real OpenTelemetry Collector (named here, imported below:
+    # a test function imported at module level would be collected twice)
+    "tracing": ["test_server_span_continues_the_callers_trace_under_the_route_pattern",
+                "test_operational_endpoints_create_no_spans",
+                "test_a_failing_endpoint_never_slows_a_request_and_is_logged_once"],
 }
 
 
@@ -422,6 +428,8 @@ def test_every_ticked_contract_item_is_checked_by_this_suite(render, language):
     assert ticked, "the checklist ticks no contract item"
     unchecked = ticked - CHECKED_PARTS.keys()
     assert not unchecked, f"ticked without a contract test: {unchecked}"
+    tracing = importlib.import_module("test_tracing")
+    assert all(callable(getattr(tracing, name, None)) for name in CHECKED_PARTS["tracing"])
     open_items = {part for part, file in FACTS[language]["contract_files"].items() if not file}
     assert not open_items, f"{language} leaves contract parts without a file: {open_items}"
 
