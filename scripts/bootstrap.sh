@@ -45,8 +45,8 @@ fi
 # checkov (policy tests) in its own venv from requirements-checkov.txt; a no-op once installed.
 scripts/checkov.sh --version >/dev/null
 
-# The OpenTelemetry Collector the trace tests export to, built from its Go modules (a few minutes on
-# 2 cores the first time, then cached under ~/.cache); a no-op once built.
+# The OpenTelemetry Collector the trace tests export to, built from its Go modules (about two
+# minutes on 2 cores the first time, then cached under ~/.cache); a no-op once built.
 scripts/otelcol.sh build
 
 # Backstage's own entity validation (tests/test_catalog.py), from its lockfile; skipped while the

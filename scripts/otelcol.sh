@@ -12,7 +12,8 @@
 # exporter at, some module its Kafka receiver and exporter or its host-metrics receiver needs is not
 # served (pkg/kafka/configkafka, pkg/kafka/topic, internal/gopsutilenv, pkg/winperfcounters and
 # scraper/scrapertest at v0.161.0). The tests need nothing else, and the build is a fraction of the
-# core distribution's.
+# core distribution's: from empty Go caches, 130 s on 2 cores (193 s while other builds ran beside
+# it), of which about 20 s install ocb itself; a 27 MB binary.
 #
 # Cache: ${DP_OTELCOL_CACHE:-~/.cache/deployment-patterns/otelcol}, one folder per collector release
 # and manifest hash (a version bump builds anew; older builds are removed); Go's own build and module
@@ -84,9 +85,10 @@ build() {
   rm -rf "$work" "$bin.tmp"
   mkdir -p "$work" "$bin.tmp"
   printf '%s' "${MANIFEST//@OUTPUT@/$work/src}" >"$work/manifest.yaml"
-  # ocb runs `go` from PATH: the one found above goes first.
+  # ocb runs `go` from PATH: the one found above goes first; its temporary folders go with $work.
   go_dir=$(dirname "$GO")
-  if ! (export PATH="$go_dir:$PATH" GOBIN="$work/bin" &&
+  mkdir -p "$work/tmp"
+  if ! (export PATH="$go_dir:$PATH" GOBIN="$work/bin" TMPDIR="$work/tmp" &&
     "$GO" install "go.opentelemetry.io/collector/cmd/builder@v$VERSION" &&
     "$work/bin/builder" --config "$work/manifest.yaml") >"$log" 2>&1; then
     tail -n 20 "$log" >&2
@@ -95,8 +97,9 @@ build() {
   mv "$work/src/otelcol" "$bin.tmp/otelcol"
   rm -rf "$bin" "$work"
   mv "$bin.tmp" "$bin"
-  # Builds of earlier pins go (a running collector keeps the file it started with).
-  find "$CACHE" -maxdepth 1 -name 'otelcol-v*' ! -name "${bin##*/}" ! -name '*.tmp' -exec rm -rf {} +
+  # Builds of earlier pins and failed attempts go (a running collector keeps the file it started
+  # with; the lock keeps other builds out).
+  find "$CACHE" -maxdepth 1 -name 'otelcol-v*' ! -name "${bin##*/}" -exec rm -rf {} +
   say "built in $((SECONDS - started)) s: $(du -sh "$bin/otelcol" | cut -f1), $("$bin/otelcol" --version)"
   printf '%s/otelcol' "$bin"
 }
