@@ -1,5 +1,10 @@
 """JSON log lines on stdout, each with the id of the request being served (when there is one),
-and the trace and span ids of the active span when tracing is on."""
+and the trace and span ids of the active span when tracing is on.
+
+Every line has the fleet's one shape (docs/service-contract.md, "Request ids and logs"): `time`
+in RFC 3339 UTC to the millisecond ("2026-01-02T15:04:05.678Z"), `level` one of the LOG_LEVEL
+words (debug, info, warning, error; Python's CRITICAL is written "error"), and `msg`.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +26,40 @@ trace_ids: Callable[[], tuple[str, str] | None] | None = None
 # The WSGI environ key under which ops.otel leaves a request's (trace_id, span_id) for its access
 # line, which gunicorn writes once the span has ended.
 TRACE_IDS = "ops.trace_ids"
+# The WSGI environ key under which ops.middleware.MetricsMiddleware leaves a request's route for
+# its access line: the metrics label (the URL pattern, an operational endpoint's path, "unmatched").
+ROUTE = "ops.route"
+
+# The level word of each Python level name: the LOG_LEVEL words, whatever the record's level.
+LEVEL_WORDS = {
+    "DEBUG": "debug",
+    "INFO": "info",
+    "WARNING": "warning",
+    "ERROR": "error",
+    "CRITICAL": "error",
+}
+
+
+def level_word(record: logging.LogRecord) -> str:
+    """The LOG_LEVEL word of a record's level; a level between two takes the word below it."""
+    word = LEVEL_WORDS.get(record.levelname)
+    if word is not None:
+        return word
+    level = record.levelno
+    if level >= logging.ERROR:
+        return "error"
+    if level >= logging.WARNING:
+        return "warning"
+    return "info" if level >= logging.INFO else "debug"
 
 
 class JsonFormatter(_JsonFormatter):
-    """{"time": ..., "level": "info", "logger": ..., "message": ..., "request_id": ...}."""
+    """{"level": "info", "logger": ..., "msg": ..., "request_id": ..., "time": ...}."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("fmt", "%(levelname)s %(name)s %(message)s")
-        kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
+        renames = {"levelname": "level", "name": "logger", "message": "msg"}
+        kwargs.setdefault("rename_fields", renames)
         kwargs.setdefault("timestamp", "time")
         super().__init__(*args, **kwargs)
 
@@ -36,7 +67,8 @@ class JsonFormatter(_JsonFormatter):
         self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
         super().add_fields(log_record, record, message_dict)
-        log_record["level"] = record.levelname.lower()
+        log_record["level"] = level_word(record)
+        log_record["time"] = _iso_time(record.created)
         current = request_id.get()
         if current is not None:
             log_record.setdefault("request_id", current)
@@ -67,9 +99,9 @@ class AccessFormatter(logging.Formatter):
         if fields is None or record.exc_info or record.stack_info:
             return self._general.format(record)
         line = {
-            "level": record.levelname.lower(),
+            "level": level_word(record),
             "logger": record.name,
-            "message": record.getMessage(),
+            "msg": record.getMessage(),
             **fields,
             "time": _iso_time(record.created),
         }
@@ -83,12 +115,14 @@ _second: list[Any] = [None, ""]
 
 
 def _iso_time(created: float) -> str:
-    """The same text as datetime.fromtimestamp(created, UTC).isoformat() (microseconds, +00:00)."""
+    """RFC 3339 in UTC to the millisecond, "2026-11-30T10:00:00.123Z" (JavaScript's toISOString,
+    and what the Go service writes): the text of datetime.fromtimestamp(created, UTC).isoformat(
+    timespec="milliseconds"), with "Z" for "+00:00"."""
     second = int(created)
-    micro = round((created - second) * 1_000_000)
-    if micro >= 1_000_000 or micro == 0:  # the next second; isoformat() shows no fraction
-        return datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat()
+    micro = round((created - second) * 1_000_000)  # as datetime rounds to the microsecond
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
     if _second[0] != second:
         stamp = datetime.datetime.fromtimestamp(second, datetime.UTC).isoformat()[:19]
         _second[:] = [second, stamp]
-    return f"{_second[1]}.{micro:06d}+00:00"
+    return f"{_second[1]}.{micro // 1000:03d}Z"

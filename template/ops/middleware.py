@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from ops import metrics, views
-from ops.logs import request_id
+from ops.logs import ROUTE, request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_META = "HTTP_X_REQUEST_ID"
@@ -101,12 +101,10 @@ class MetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        metrics.observe(
-            request.method or "",
-            route_of(request),
-            response.status_code,
-            time.perf_counter() - started,
-        )
+        route = route_of(request)
+        elapsed = time.perf_counter() - started
+        metrics.observe(request.method or "", route, response.status_code, elapsed)
+        request.META[ROUTE] = route  # for the access line (ops.server.JsonLogger.access)
         return response
 
 

@@ -33,11 +33,14 @@ from typing import Any
 from gunicorn import glogging
 
 from ops import lifecycle
-from ops.logs import ACCESS_FIELDS, TRACE_IDS, AccessFormatter, JsonFormatter
+from ops.logs import ACCESS_FIELDS, ROUTE, TRACE_IDS, AccessFormatter, JsonFormatter
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The operational endpoints (ops.middleware.OPS_ENDPOINTS; that module imports Django).
 OPS_PATHS = frozenset({"/health", "/ready", "/health/detailed", "/metrics"})
+# The route of a request no URL pattern matched (ops.metrics.UNMATCHED; that module is not
+# imported here, in gunicorn's master, before the metrics directory is set).
+UNMATCHED = "unmatched"
 
 
 class JsonLogger(glogging.Logger):
@@ -74,10 +77,13 @@ class JsonLogger(glogging.Logger):
         )
         # No query string, bodies, client address or user agent: they can hold personal data
         # or secrets. The request id joins this line to the application's own log lines.
+        # The contract's request line (docs/service-contract.md), then gunicorn's own extras.
         fields = {
             "request_id": request_id,
             "method": environ.get("REQUEST_METHOD"),
             "path": path,
+            # ops.middleware.MetricsMiddleware's label; a request refused before it: unmatched
+            "route": environ.get(ROUTE, UNMATCHED),
             "status": status,
             "duration_ms": round(request_time.total_seconds() * 1000, 2),
             "bytes": getattr(resp, "sent", None),

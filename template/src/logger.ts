@@ -1,5 +1,6 @@
-// pino options for Fastify: JSON lines on stdout, level names instead of numbers, ISO timestamps,
-// the version on every line (handy during a canary), and credentials never written.
+// pino options for Fastify: JSON lines on stdout in the fleet's one shape (docs/service-contract.md,
+// "Request ids and logs": `time` in RFC 3339 UTC, `level` one of the LOG_LEVEL words, `msg`), the
+// version on every line (handy during a canary), and credentials never written.
 import type { FastifyServerOptions } from 'fastify';
 import { destination } from 'pino';
 
@@ -13,6 +14,22 @@ const PINO_LEVELS: Record<LogLevel, PinoLevel> = {
   warning: 'warn',
   error: 'error',
 };
+
+// The level word each line carries: the LOG_LEVEL words, not pino's (its "warn"). pino's levels
+// outside them (trace, fatal, which Fastify or a dependency may use) take the nearest word. pino
+// calls this once per level when the logger is made and keeps the text, not once per line.
+const LEVEL_WORDS: Readonly<Record<string, LogLevel>> = {
+  trace: 'debug',
+  debug: 'debug',
+  info: 'info',
+  warn: 'warning',
+  error: 'error',
+  fatal: 'error',
+};
+
+function levelField(label: string): { level: string } {
+  return { level: LEVEL_WORDS[label] ?? label };
+}
 
 /** Header paths that must never reach the logs, wherever a request or response is logged. */
 export const REDACTED_PATHS = [
@@ -81,7 +98,7 @@ export function loggerOptions(
     base: { version: config.appVersion, env: config.appEnv },
     messageKey: 'msg',
     timestamp,
-    formatters: { level: (label: string) => ({ level: label }) },
+    formatters: { level: levelField },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     stream: stream ?? standardOutput(),
     ...(traceFields === undefined ? {} : { mixin: traceFields }),

@@ -22,8 +22,17 @@ describe('request logs', () => {
     assert.equal(line['status'], 200);
     assert.equal(typeof line['duration_ms'], 'number');
     assert.equal(line['version'], '1.2.3-test');
-    assert.ok(!Number.isNaN(Date.parse(String(line['time']))));
+    assert.match(String(line['time']), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
     assert.doesNotMatch(JSON.stringify(logs), /secret-value/);
+  });
+
+  it('names the route of a request no route answered "unmatched", as the metrics do', async () => {
+    const { app, logs } = buildTestApp();
+    const res = await app.inject({ url: '/no/such/path?x=1' });
+    const line = logs.find((l) => l['request_id'] === res.headers['x-request-id']);
+    assert.equal(line?.['route'], 'unmatched');
+    assert.equal(line['path'], '/no/such/path');
+    assert.equal(line['status'], 404);
   });
 
   it('keeps a well-formed incoming request id and replaces a malformed one', async () => {
@@ -50,14 +59,27 @@ describe('request logs', () => {
     assert.equal(logs.filter((line) => line.msg === 'request').length, 1);
   });
 
-  it('maps LOG_LEVEL=warning to pino "warn" and drops info lines', async () => {
+  it('writes the LOG_LEVEL words as levels ("warning", not pino\'s "warn") and drops info lines', async () => {
     const { app, logs } = buildTestApp({ config: testConfig({ logLevel: 'warning' }) });
     await app.inject({ url: '/' });
     app.log.warn('careful');
+    app.log.error('broken');
+    app.log.fatal('worse');
     assert.deepEqual(
       logs.map((line) => [line.level, line.msg]),
-      [['warn', 'careful']],
+      [
+        ['warning', 'careful'],
+        ['error', 'broken'],
+        ['error', 'worse'],
+      ],
     );
+  });
+
+  it('writes pino\'s trace lines as "debug"', async () => {
+    const { app, logs } = buildTestApp({ config: testConfig({ logLevel: 'debug' }) });
+    app.log.level = 'trace';
+    app.log.trace('finest');
+    assert.equal(logs.find((line) => line.msg === 'finest')?.level, 'debug');
   });
 
   it('redacts authorization and cookie headers wherever they are logged', async () => {

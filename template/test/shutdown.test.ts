@@ -86,6 +86,8 @@ describe('graceful shutdown', () => {
       timeoutSeconds: 1,
       flush: async () => false,
     });
-    assert.ok(logs.some((line) => line.level === 'warn' && line.msg.startsWith('flush timed out')));
+    assert.ok(
+      logs.some((line) => line.level === 'warning' && line.msg.startsWith('flush timed out')),
+    );
   });
 });

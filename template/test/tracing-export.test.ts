@@ -51,7 +51,7 @@ async function timed(url: string): Promise<number> {
 }
 
 const warnings = (output: string): LogLine[] =>
-  jsonLines(output).filter((line) => line.level === 'warn');
+  jsonLines(output).filter((line) => line.level === 'warning');
 
 describe('exporting traces', () => {
   it('drops the spans of an unreachable endpoint with one warning, and never slows a request', async () => {

@@ -168,7 +168,8 @@ func Route(r *http.Request) string {
 	return pattern
 }
 
-// Observe writes one access log line per request and records its metrics. It must see the same
+// Observe writes one access log line per request and records its metrics. The line's fields are
+// the contract's: request_id, method, path, route, status, duration_ms (and bytes, Go's own). It must see the same
 // *http.Request as the ServeMux (no r.WithContext in between), to read the matched pattern.
 // Lines are at debug level for the quiet routes (probes and scrapes, which arrive every few
 // seconds and would drown the rest, whatever they answer); else error for 5xx answers, info for
@@ -215,6 +216,47 @@ func Observe(logger *slog.Logger, rec Recorder, quietRoutes ...string) func(http
 			next.ServeHTTP(rw, r)
 		})
 	}
+}
+
+// LogTimeLayout is the time of every log line: RFC 3339 in UTC to the millisecond, as
+// "2026-01-02T15:04:05.000Z" (the same text in every language of the fleet).
+const LogTimeLayout = "2006-01-02T15:04:05.000Z"
+
+// LevelWord is the level of a log line as the contract writes it: a LOG_LEVEL word (debug, info,
+// warning, error), not slog's own DEBUG, INFO, WARN, ERROR. A level between two of slog's takes
+// the word of the one below it.
+func LevelWord(level slog.Level) string {
+	switch {
+	case level < slog.LevelInfo:
+		return "debug"
+	case level < slog.LevelWarn:
+		return "info"
+	case level < slog.LevelError:
+		return "warning"
+	default:
+		return "error"
+	}
+}
+
+// LogShape is the slog.HandlerOptions.ReplaceAttr of the service's JSON logger: it writes the
+// built-in keys in the fleet's one shape (docs/service-contract.md, "Request ids and logs"):
+// "time" in UTC to the millisecond (LogTimeLayout), "level" a LevelWord; "msg" is slog's own.
+// Every other attribute passes unchanged.
+func LogShape(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) > 0 {
+		return a
+	}
+	switch a.Key {
+	case slog.TimeKey:
+		if a.Value.Kind() == slog.KindTime {
+			return slog.String(slog.TimeKey, a.Value.Time().UTC().Format(LogTimeLayout))
+		}
+	case slog.LevelKey:
+		if level, ok := a.Value.Any().(slog.Level); ok {
+			return slog.String(slog.LevelKey, LevelWord(level))
+		}
+	}
+	return a
 }
 
 // Recover turns a panic in a handler into a logged error and a JSON 500. If the answer had

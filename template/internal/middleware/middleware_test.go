@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,7 +65,7 @@ func newStack() stack {
 		panic("boom")
 	})
 	logs := &bytes.Buffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{ReplaceAttr: LogShape}))
 	rec := &fakeRecorder{}
 	handler := Chain(mux, RequestID, Secure, Observe(logger, rec), Recover(logger), JSONErrors, LimitBody)
 	return stack{handler, logs, rec}
@@ -108,17 +109,17 @@ func TestAnswers(t *testing.T) {
 		wantRoute string
 		wantLevel string
 	}{
-		{"route with a parameter", "GET", "/items/42?token=secret", 200, map[string]any{"id": "42"}, "", "/items/{id}", "INFO"},
-		{"HEAD of a GET route", "HEAD", "/items/42", 200, nil, "", "/items/{id}", "INFO"},
-		{"status without a body", "POST", "/items", 201, nil, "", "/items", "INFO"},
-		{"handler that writes nothing", "GET", "/silent", 200, nil, "", "/silent", "INFO"},
-		{"index", "GET", "/", 200, map[string]any{}, "", "/", "INFO"},
-		{"unknown path", "GET", "/nope", 404, map[string]any{"error": "not_found"}, "", UnmatchedRoute, "INFO"},
-		{"unknown method", "DELETE", "/items/42", 405, map[string]any{"error": "method_not_allowed"}, "GET, HEAD", UnmatchedRoute, "INFO"},
-		{"made-up method", "BREW", "/items/42", 405, map[string]any{"error": "method_not_allowed"}, "GET, HEAD", UnmatchedRoute, "INFO"},
-		{"handler's own 404 stays", "GET", "/own-404", 404, nil, "", "/own-404", "INFO"},
-		{"panic", "GET", "/panic", 500, map[string]any{"error": "internal_error"}, "", "/panic", "ERROR"},
-		{"a handler's 500 loses its text", "GET", "/leaky-500", 500, map[string]any{"error": "internal_error"}, "", "/leaky-500", "ERROR"},
+		{"route with a parameter", "GET", "/items/42?token=secret", 200, map[string]any{"id": "42"}, "", "/items/{id}", "info"},
+		{"HEAD of a GET route", "HEAD", "/items/42", 200, nil, "", "/items/{id}", "info"},
+		{"status without a body", "POST", "/items", 201, nil, "", "/items", "info"},
+		{"handler that writes nothing", "GET", "/silent", 200, nil, "", "/silent", "info"},
+		{"index", "GET", "/", 200, map[string]any{}, "", "/", "info"},
+		{"unknown path", "GET", "/nope", 404, map[string]any{"error": "not_found"}, "", UnmatchedRoute, "info"},
+		{"unknown method", "DELETE", "/items/42", 405, map[string]any{"error": "method_not_allowed"}, "GET, HEAD", UnmatchedRoute, "info"},
+		{"made-up method", "BREW", "/items/42", 405, map[string]any{"error": "method_not_allowed"}, "GET, HEAD", UnmatchedRoute, "info"},
+		{"handler's own 404 stays", "GET", "/own-404", 404, nil, "", "/own-404", "info"},
+		{"panic", "GET", "/panic", 500, map[string]any{"error": "internal_error"}, "", "/panic", "error"},
+		{"a handler's 500 loses its text", "GET", "/leaky-500", 500, map[string]any{"error": "internal_error"}, "", "/leaky-500", "error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,10 +326,10 @@ func TestQuietRoutesLogAtDebug(t *testing.T) {
 		wantLevel string // "" when no line is written
 	}{
 		{"probe hidden at info", slog.LevelInfo, "/probe", ""},
-		{"probe shown at debug", slog.LevelDebug, "/probe", "DEBUG"},
-		{"failing probe stays at debug", slog.LevelDebug, "/probe-failing", "DEBUG"},
+		{"probe shown at debug", slog.LevelDebug, "/probe", "debug"},
+		{"failing probe stays at debug", slog.LevelDebug, "/probe-failing", "debug"},
 		{"failing probe hidden at warning", slog.LevelWarn, "/probe-failing", ""},
-		{"other routes at info", slog.LevelInfo, "/items/1", "INFO"},
+		{"other routes at info", slog.LevelInfo, "/items/1", "info"},
 		{"nothing below warning", slog.LevelWarn, "/items/1", ""},
 	}
 	for _, tt := range tests {
@@ -340,7 +341,7 @@ func TestQuietRoutesLogAtDebug(t *testing.T) {
 			})
 			mux.HandleFunc("GET /items/{id}", func(http.ResponseWriter, *http.Request) {})
 			var logs bytes.Buffer
-			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: tt.level}))
+			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: tt.level, ReplaceAttr: LogShape}))
 			rec := &fakeRecorder{}
 			handler := Chain(mux, RequestID, Observe(logger, rec, "/probe", "/probe-failing"))
 			handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", tt.path, nil))
@@ -362,6 +363,37 @@ func TestQuietRoutesLogAtDebug(t *testing.T) {
 				t.Errorf("line = %v, want level %s", line, tt.wantLevel)
 			}
 		})
+	}
+}
+
+func TestLogShape(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug - 4, ReplaceAttr: LogShape}))
+	at := time.Date(2026, 1, 2, 16, 4, 5, 678_900_000, time.FixedZone("CET", 3600))
+	for _, level := range []slog.Level{slog.LevelDebug - 4, slog.LevelDebug, slog.LevelInfo, slog.LevelInfo + 2, slog.LevelWarn, slog.LevelError, slog.LevelError + 4} {
+		rec := slog.NewRecord(at, level, "shaped", 0)
+		rec.AddAttrs(slog.Group("g", slog.String("level", "own"), slog.String("time", "own")))
+		if err := logger.Handler().Handle(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var words []string
+	for line := range strings.Lines(logs.String()) {
+		var got map[string]any
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if got["time"] != "2026-01-02T15:04:05.678Z" || got["msg"] != "shaped" {
+			t.Errorf("time and msg: %v", got)
+		}
+		if g, _ := got["g"].(map[string]any); g["level"] != "own" || g["time"] != "own" {
+			t.Errorf("a group's own keys changed: %v", got)
+		}
+		words = append(words, got["level"].(string))
+	}
+	want := []string{"debug", "debug", "info", "info", "warning", "error", "error"}
+	if !slices.Equal(words, want) {
+		t.Errorf("level words = %v, want %v", words, want)
 	}
 }
 

@@ -89,12 +89,12 @@ def test_json_logs_healthcheck_and_no_control_socket(
     assert subprocess.run(healthcheck, cwd=BASE_DIR, env=env, check=False).returncode == 1
 
     records = [json.loads(line) for line in server.log_lines()]  # every line is JSON
-    assert all({"time", "level", "logger", "message"} <= record.keys() for record in records)
+    assert all({"time", "level", "logger", "msg"} <= record.keys() for record in records)
     access = [record for record in records if record["logger"] == "gunicorn.access"]
     assert all(record["request_id"] for record in access)
     [index] = [record for record in access if record["path"] == "/"]
     assert index["request_id"] == "trace-42abcdef"
-    assert (index["method"], index["status"]) == ("GET", 200)
+    assert (index["method"], index["status"], index["route"]) == ("GET", 200, "/")
     assert index["duration_ms"] > 0
 
 

@@ -1,10 +1,14 @@
 // One JSON log line per request, carrying the request id, and the id echoed in a response header
 // so that a client's report can be matched with the logs. Never logs bodies, headers or queries.
+// The line's fields are the contract's (docs/service-contract.md, "Request ids and logs"):
+// request_id, method, path, route, status, duration_ms.
 //
 // Both hooks are synchronous (a callback, not an async function): an async hook costs Fastify a
 // promise and a microtask on every request, for work that never waits (issue 15).
 import type { FastifyPluginCallback } from 'fastify';
 import fp from 'fastify-plugin';
+
+import { routeLabel } from './metrics.js';
 
 /** Probe and scrape endpoints log at debug: they run every few seconds on every pod. */
 const QUIET_ROUTES = new Set(['/health', '/ready', '/health/detailed', '/metrics']);
@@ -30,8 +34,8 @@ const requestLog: FastifyPluginCallback = (app, _options, done) => {
 
   // The line's request_id comes from the request's child logger (requestIdLogLabel in app.ts).
   app.addHook('onResponse', (request, reply, next) => {
-    const route = request.routeOptions.url;
-    const quiet = route !== undefined && QUIET_ROUTES.has(route);
+    const route = routeLabel(request); // the metrics label: the pattern, or "unmatched"
+    const quiet = QUIET_ROUTES.has(route);
     const log = request.log;
     // The fields are built only for a line that will be written: at the default level (info)
     // every probe and scrape would otherwise format a line for nothing.
@@ -41,7 +45,7 @@ const requestLog: FastifyPluginCallback = (app, _options, done) => {
       const fields = {
         method: request.method,
         path: query === -1 ? url : url.slice(0, query),
-        route: route ?? null,
+        route,
         status: reply.statusCode,
         duration_ms: Math.round(reply.elapsedTime * 10) / 10,
       };
