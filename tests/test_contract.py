@@ -31,7 +31,7 @@ from harness import wait_for
 from helpers import LANGUAGES, ROOT, run
 from prometheus_client.parser import text_string_to_metric_families
 
-from extensions.context import FACTS
+from extensions.facts import FACTS
 
 SCHEMA = json.loads((ROOT / "docs" / "service-contract.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())

@@ -30,7 +30,8 @@ from helpers import Project, run
 from kube import GatewayAcceptor, Watch
 from test_update import NEW, commit_all, copier_cli, template_repo  # noqa: F401 (a fixture)
 
-from extensions.context import FACTS, SLUG_MAX
+from extensions.facts import FACTS
+from extensions.validators import SLUG_MAX
 
 IMAGE_A = "ghcr.io/my-org/my-service@sha256:" + "a" * 64
 IMAGE_B = "ghcr.io/my-org/my-service@sha256:" + "b" * 64

@@ -18,7 +18,7 @@ from docker.utils.build import PatternMatcher
 from dockerfile_parse import DockerfileParser
 from helpers import run
 
-from extensions.context import FACTS
+from extensions.facts import FACTS
 
 # What must never reach a build context, whatever the language.
 MUST_EXCLUDE = [".git/HEAD", ".env", ".env.production", ".github/workflows/ci.yml", "docs/runbook.md",

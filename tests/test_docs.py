@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from extensions.context import FACTS
+from extensions.facts import FACTS
 from helpers import ROOT, run
 
 

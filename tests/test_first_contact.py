@@ -22,7 +22,7 @@ import pytest
 from helpers import LANGUAGES, ROOT, Project, run, tool_env
 
 sys.path.insert(0, str(ROOT))
-from extensions.context import FACTS
+from extensions.facts import FACTS
 
 SCRIPT = ROOT / "template" / "scripts" / "check-tools.sh"
 # what `make setup` installs into the repository, per language: absent after a refused setup

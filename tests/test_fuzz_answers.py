@@ -35,7 +35,8 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from extensions.context import FACTS, SLUG_MAX
+from extensions.facts import FACTS
+from extensions.validators import SLUG_MAX
 from helpers import LANGUAGES, ROOT, STRATEGIES, Project
 from test_policy import checkov, scan_copy
 
@@ -112,7 +113,7 @@ text = st.one_of(
     st.text(st.characters(exclude_categories=("Cs",)), max_size=80),
     st.builds(lambda a, b: a + b, st.sampled_from(TRICKY), st.text(max_size=20)),
 )
-# a valid slug: a DNS-1035 label of at most SLUG_MAX characters (extensions/context.py)
+# a valid slug: a DNS-1035 label of at most SLUG_MAX characters (extensions/validators.py)
 dns_label = st.from_regex(rf"\A[a-z]([a-z0-9-]{{0,{SLUG_MAX - 2}}}[a-z0-9])?\Z")
 owner = st.from_regex(r"\A[A-Za-z0-9]{1,12}(-[A-Za-z0-9]{1,8}){0,3}\Z")
 increasing_steps = st.sets(st.integers(1, 99), max_size=5).map(

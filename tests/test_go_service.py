@@ -28,7 +28,7 @@ import pytest
 from docker.utils.build import PatternMatcher
 from helpers import Project, run, tool_env
 
-from extensions.context import FACTS
+from extensions.facts import FACTS
 
 SHUTDOWN_DELAY = 1.0
 

@@ -17,7 +17,8 @@ import kubernetes_validate.utils
 import pytest
 from helpers import MATRIX, STRATEGIES, run
 
-from extensions.context import FACTS, NETWORK, management_port
+from extensions.context import management_port
+from extensions.facts import FACTS, NETWORK
 
 # kubernetes-validate re-reads its (multi-megabyte) schema files on every call; they never change
 # during a session, so read each once: the validation itself is unchanged.
@@ -219,7 +220,7 @@ def namespace_of(peer: dict) -> str:
 def assert_network_policy(project, policy, port, management):
     """Default deny in and out; in: the Gateway on PORT, Prometheus on the management port; out:
     DNS, the OpenTelemetry Collector's namespace on OTLP/HTTP, and the database where there is one
-    (NETWORK in extensions/context.py)."""
+    (NETWORK in extensions/facts.py)."""
     spec = policy["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     ingress = {(namespace_of(peer), rule_port["port"]) for rule in spec["ingress"]

@@ -1,5 +1,5 @@
 """The template's layout: real names under template/, one table of the paths some answers leave out
-(extensions/context.py), one computed `_exclude` (copier.yml, ADR 0089).
+(extensions/facts.py), one computed `_exclude` (copier.yml, ADR 0089).
 """
 
 from __future__ import annotations
@@ -13,14 +13,8 @@ import pytest
 import yaml
 from helpers import LANGUAGES, MATRIX, ROOT
 
-from extensions.context import (
-    DATABASE_PATHS,
-    FACTS,
-    PREVIEW_PATHS,
-    STRATEGIES,
-    TEMPLATES_SUFFIX,
-    excluded_paths,
-)
+from extensions.context import TEMPLATES_SUFFIX, excluded_paths
+from extensions.facts import DATABASE_PATHS, FACTS, PREVIEW_PATHS, STRATEGIES
 
 TEMPLATE = ROOT / "template"
 ANSWERS_FILE_NAME = "{{_copier_conf.answers_file}}.jinja"  # Copier's own convention, not a condition

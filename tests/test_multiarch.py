@@ -22,7 +22,7 @@ import pytest
 from helpers import LANGUAGES, tool_env
 from test_workflows import load, step_named
 
-from extensions.context import FACTS
+from extensions.facts import FACTS
 
 QEMU = "docker/setup-qemu-action@96fe6ef7f33517b61c61be40b68a1882f3264fb8"
 

@@ -25,7 +25,7 @@ import pytest
 from docker.utils.build import PatternMatcher
 from helpers import Project, run, tool_env
 
-from extensions.context import FACTS
+from extensions.facts import FACTS
 
 SLUG = "my-service"
 

@@ -19,7 +19,7 @@ import yaml
 from helpers import ROOT, VENV_BIN
 
 sys.path.insert(0, str(ROOT))
-from extensions.context import port_error, port_number
+from extensions.validators import port_error, port_number
 
 DOWN = "\x1b[B"  # the down-arrow key
 CTRL_U = "\x15"  # clear the line (unix-line-discard), what a person does to a prefilled default

@@ -13,7 +13,8 @@ import yaml
 from helpers import LANGUAGES, ROOT
 
 sys.path.insert(0, str(ROOT))
-from extensions.context import DERIVED_NAME_SUFFIXES, FACTS, SLUG_MAX, slug_error, slugify  # noqa: E402
+from extensions.facts import FACTS  # noqa: E402
+from extensions.validators import DERIVED_NAME_SUFFIXES, SLUG_MAX, slug_error, slugify  # noqa: E402
 
 
 def copy(dst, **data):

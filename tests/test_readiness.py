@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helpers import LANGUAGES, run
 
-from extensions.context import FACTS
+from extensions.facts import FACTS
 
 RULES = ["image-user", "image-healthcheck", "image-pinned", "k8s-probes", "k8s-resources",
          "k8s-security-context", "actions-pinned", "workflow-permissions", "ci-readiness",

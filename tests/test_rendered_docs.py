@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from extensions.context import FACTS
+from extensions.facts import FACTS
 
 # Every item of the seed's checklist and rollback checklist, by section, as the key terms a reader
 # looks for (the wording is the template's own).

@@ -21,7 +21,8 @@ import yaml
 from helpers import LANGUAGES, ROOT, STRATEGIES, run
 
 sys.path.insert(0, str(ROOT))
-from extensions.context import FACTS, language_change_error
+from extensions.facts import FACTS
+from extensions.validators import language_change_error
 
 OLD, NEW = "v0.1.0", "v0.2.0"
 MARKERS = ("<<<<<<< before updating", ">>>>>>> after updating")
@@ -475,7 +476,7 @@ def test_min_copier_version_is_met_by_the_pinned_copier():
 def test_language_change_error(tmp_path, recorded_text, refused):
     if recorded_text is not None:
         (tmp_path / ".copier-answers.yml").write_text(recorded_text)
-    message = language_change_error("go", tmp_path, ".copier-answers.yml")
+    message = language_change_error("go", tmp_path, ".copier-answers.yml", languages=tuple(FACTS))
     assert bool(message) == refused
     if refused:
         assert "django service" in message and "new repository" in message

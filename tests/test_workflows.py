@@ -23,7 +23,7 @@ import pytest
 from helpers import MATRIX, ROOT, VENV_BIN, Project, run, tool_env
 from ruamel.yaml import YAML
 
-from extensions.context import FACTS
+from extensions.facts import FACTS
 
 # The only action pins allowed: the commit each release tag points to, read from the action's own
 # repository (docs/ci-cd.md, "Pinned actions"). Never type a SHA by hand: bump a pin here and in

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from extensions.context import parse_steps
+from extensions.validators import parse_steps
 from harness import Endpoints, Instance, Load, LoadResult, status_or_none
 from helpers import LANGUAGES
 
