@@ -27,7 +27,7 @@ from collections.abc import Iterator
 import jsonschema
 import pytest
 from contract_service import OPS_PATHS, Response, Service, copies, request
-from harness import wait_for
+from harness import free_port, wait_for
 from helpers import LANGUAGES, ROOT, run
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -199,6 +199,65 @@ def test_request_log_line_carries_the_request_id(served):
     line = wait_for(logged, 5, "the request's log line")
     assert line.get("method") == "GET", line
     assert isinstance(line.get("duration_ms"), (int, float)), line
+
+
+# The one shape of a log line (docs/service-contract.md, "Request ids and logs").
+LOG_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+LOG_LEVELS = {"debug", "info", "warning", "error"}
+REQUEST_LINE = {"request_id": str, "method": str, "path": str, "route": str, "status": int, "duration_ms": (int, float),
+                "trace_id": str, "span_id": str}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_log_lines_have_the_one_shape_in_every_language(contract_copy, language):
+    """Every line: `time` (RFC 3339 UTC, milliseconds), `level` a LOG_LEVEL word, `msg`; the request
+    line's keys and value types, with tracing on. The one `warning` every language writes through the
+    contract is the dropped-spans line of an unreachable OTLP endpoint (see Traces)."""
+    copy = contract_copy(language)
+    copy.flag()
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    service = Service(copy, "log-shape", OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="1000",
+                      OTEL_BSP_SCHEDULE_DELAY="100", WEB_CONCURRENCY="1").start()
+    try:
+        assert service.get("/?token=secret-query", headers={"X-Request-ID": "log-shape-1"}).status == 200
+        assert service.get("/no/such/path", headers={"X-Request-ID": "log-shape-2"}).status == 404
+
+        def request_lines() -> dict | None:
+            found = {line["request_id"]: line for line in service.log_lines()
+                     if line.get("msg") == "request" and str(line.get("request_id")).startswith("log-shape-")}
+            return found if len(found) == 2 else None
+
+        lines = wait_for(request_lines, 10, "the two requests' log lines")
+        for request_id, path, route, status in [("log-shape-1", "/", "/", 200),
+                                                ("log-shape-2", "/no/such/path", "unmatched", 404)]:
+            line = lines[request_id]
+            wrong = {key: line.get(key) for key, kind in REQUEST_LINE.items()
+                     if not isinstance(line.get(key), kind) or isinstance(line.get(key), bool)}
+            assert not wrong, f"{language}: request line keys missing or of the wrong type {wrong}: {line}"
+            assert (line["level"], line["method"], line["path"], line["route"], line["status"]) == (
+                "info", "GET", path, route, status), line
+            assert line["duration_ms"] >= 0, line
+            assert re.fullmatch(r"[0-9a-f]{32}", line["trace_id"]) and re.fullmatch(r"[0-9a-f]{16}", line["span_id"]), line
+            assert "message" not in line, line
+
+        def warned() -> list[dict]:
+            return [line for line in service.log_lines()
+                    if endpoint.split("//")[1] in json.dumps(line) and "drop" in json.dumps(line).lower()]
+
+        for _ in range(3):  # a batch or two to fail
+            service.get("/")
+        (warning, *_) = wait_for(warned, 30, f"the warning line naming {endpoint}", interval=0.2)
+        assert warning["level"] == "warning", warning
+
+        every = service.log_lines()
+        assert every and len(every) == len([text for text in service.output().splitlines() if text.startswith("{")])
+        for line in every:
+            assert LOG_TIME.match(str(line.get("time"))), f"{language}: time not RFC 3339 UTC to the ms: {line}"
+            assert line.get("level") in LOG_LEVELS, f"{language}: level not a LOG_LEVEL word: {line}"
+            assert isinstance(line.get("msg"), str) and line["msg"], f"{language}: no msg: {line}"
+        assert "secret-query" not in service.output()
+    finally:
+        service.stop()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -406,7 +465,7 @@ def test_smoke_test_script_checks_each_port_for_what_it_must_serve(managed):
 CHECKED_PARTS = {
     "health": [test_health_answers_ok_with_the_contract_headers, test_ready_and_detailed_follow_the_check_outcomes],
     "config": [test_a_management_port_equal_to_port_stops_the_service_naming_it, test_unset_app_env_runs_as_production],
-    "logging": [test_request_log_line_carries_the_request_id],
+    "logging": [test_request_log_line_carries_the_request_id, test_log_lines_have_the_one_shape_in_every_language],
     "metrics": [test_metrics_have_the_contract_names_labels_and_buckets,
                 test_a_burst_of_random_methods_and_paths_keeps_the_series_bounded],
     "shutdown": [test_draining_phase_on_both_ports],

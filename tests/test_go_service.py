@@ -341,7 +341,7 @@ def test_make_run_serves_every_endpoint_on_the_rendered_port(go_service, go_env)
     assert by_id["probe-3"]["route"] == "/" and by_id["probe-4"]["route"] == "unmatched"
     # probes and scrapes (the four operational endpoints) at debug, the rest at info
     assert [by_id[f"probe-{i}"]["level"] for i in range(len(expectations))] == \
-        ["DEBUG", "DEBUG", "DEBUG", "INFO", "INFO", "INFO"]
+        ["debug", "debug", "debug", "info", "info", "info"]
     assert all(line["service"] == "my-service" and line["version"] == "1.4.2-test" for line in requests)
     assert all(isinstance(line["duration_ms"], (int, float)) for line in requests)
 
