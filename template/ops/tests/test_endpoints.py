@@ -9,14 +9,11 @@ import time
 
 import pytest
 from django.db import OperationalError, connections
-from django.http import HttpRequest, HttpResponse
 from django.test import Client
-from django.urls import path
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
 from pytest_django import Settings
 
-from config import urls as config_urls
 from ops import lifecycle
 from ops.checks import Database, optional, run_checks
 
@@ -175,24 +172,8 @@ def test_detailed_reports_phase_version_uptime_and_latencies(
     assert all("latency_ms" in check for check in body["checks"])
 
 
-def failing_view(request: HttpRequest) -> HttpResponse:
-    raise RuntimeError("boom: secret detail")
-
-
-def item_view(request: HttpRequest, item_id: int) -> HttpResponse:
-    return HttpResponse("item")
-
-
-handler404 = config_urls.handler404
-handler500 = config_urls.handler500
-urlpatterns = [
-    path("boom", failing_view),
-    path("items/<int:item_id>", item_view),
-    *config_urls.urlpatterns,
-]
-
-
-@pytest.mark.urls(__name__)
+# ops.tests.routes: the project's URLs plus a parametric route and a failing view
+@pytest.mark.urls("ops.tests.routes")
 def test_metrics_count_requests_by_method_route_and_status() -> None:
     client = Client(raise_request_exception=False)
     assert client.get("/").status_code == 200
