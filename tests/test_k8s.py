@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
+import yaml
 from helpers import MATRIX, STRATEGIES, run
 
 from extensions.context import management_port
@@ -342,6 +344,41 @@ def test_strategy_shape(project, env):
         assert services[slug]["track"] == "stable" and services[f"{slug}-canary"]["track"] == "canary"
         for track in ("stable", "canary"):
             assert deployments[f"{slug}-{track}"]["spec"]["selector"]["matchLabels"]["track"] == track
+
+
+PAIR_LABEL = {"blue-green": "colour", "canary": "track"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_two_deployments_of_a_strategy_differ_only_in_name_label_and_replicas(project, env):
+    """Blue-green's colours and canary's tracks are one Deployment (base/<strategy>/server) that
+    each colour's or track's kustomization tells apart: after the build, the two differ in their
+    name, the value of their one label (on the Deployment, in its selector, on its pods) and their
+    replicas, and in nothing else, so no edit to the pod can reach one colour and not the other."""
+    if project.strategy not in PAIR_LABEL:
+        pytest.skip("one Deployment: nothing to compare")
+    key, slug = PAIR_LABEL[project.strategy], project.recorded_answers["project_slug"]
+    deployments = {d["metadata"]["name"]: d for d in of_kind(project.k8s_objects(env), "Deployment")}
+    normalised = {}
+    for suffix in DEPLOYMENTS[project.strategy]:
+        deployment = copy.deepcopy(deployments[slug + suffix])
+        value = suffix.removeprefix("-")
+        assert deployment["metadata"].pop("name") == slug + suffix
+        spec = deployment["spec"]
+        for labels in (deployment["metadata"]["labels"], spec["selector"]["matchLabels"],
+                       spec["template"]["metadata"]["labels"]):
+            assert labels.pop(key) == value, f"{slug + suffix}: {key} is not {value}"
+        spec.pop("replicas")
+        # the label stays out of everything else (the topology spread counts all the service's pods)
+        assert f'"{key}"' not in json.dumps(deployment), f"{slug + suffix}: {key} set beyond its labels"
+        normalised[suffix] = deployment
+    first, second = normalised.values()
+    assert first == second, f"the {project.strategy} Deployments differ beyond name, {key} and replicas"
+    # and in the repository, the pod is written once: one Deployment under base/<strategy>
+    sources = [path.relative_to(project.path).as_posix()
+               for path in sorted((project.path / "deploy/k8s/base" / project.strategy).rglob("*.yaml"))
+               if any((doc or {}).get("kind") == "Deployment" for doc in yaml.safe_load_all(path.read_text()))]
+    assert sources == [f"deploy/k8s/base/{project.strategy}/server/deployment.yaml"]
 
 
 @pytest.mark.parametrize("env", ENVS)

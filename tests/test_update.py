@@ -436,6 +436,93 @@ def test_migration_renames_an_answer(tmp_path):
     assert answers["owning_team"] == "payments" and answers["_commit"] == "v2"
 
 
+# The v0.1.0 migration: blue-green's and canary's two Deployment files became one (server/)
+ONE_DEPLOYMENT = "v0.1.0"
+BEFORE_ONE_DEPLOYMENT = "v0.0.9"
+PAIRS = {"blue-green": ("colour", "blue", "green"), "canary": ("track", "stable", "canary")}
+TEAM_ENV = '            - name: TEAM_FLAG\n              value: "on"\n'
+
+
+def two_deployment_files(tpl: Path) -> None:
+    """The layout before v0.1.0: one file per colour or track, each calling deployment()."""
+    for strategy, (key, serving, idle) in PAIRS.items():
+        base = tpl / "template/deploy/k8s/base" / strategy
+        for value, replicas in ((serving, 2), (idle, 0)):
+            write(base / f"deployment-{value}.yaml.jinja",
+                  "{%- from 'includes/k8s/workload.jinja' import deployment with context -%}\n"
+                  "# Managed by the template: `copier update` merges template changes into this file.\n"
+                  f"{{{{ deployment(name=project_slug ~ '-{value}', extra_labels={{'{key}': '{value}'}}, "
+                  f"replicas={replicas}) }}}}\n")
+            shutil.rmtree(base / value)
+        shutil.rmtree(base / "server")
+        kustomization = base / "kustomization.yaml"
+        kustomization.write_text(kustomization.read_text().replace(
+            f"  - {serving}\n  - {idle}\n", f"  - deployment-{serving}.yaml\n  - deployment-{idle}.yaml\n"))
+
+
+@pytest.mark.parametrize(("language", "strategy"), [("go", "blue-green"), ("node", "canary")])
+def test_migration_refuses_to_delete_an_edited_deployment_file(tmp_path, language, strategy):
+    """Copier deletes a file the release no longer renders even when the team edited it. The
+    v0.1.0 migration stops such an update, changing nothing, names the file and saves the edits;
+    without edits (or once they are undone) the update goes through and builds the same objects."""
+    tpl = tmp_path / "template"
+    snapshot_checkout(tpl)
+    two_deployment_files(tpl)
+    init_repo(tpl, "Template with one file per Deployment")
+    git(tpl, "tag", BEFORE_ONE_DEPLOYMENT)
+    snapshot_checkout(tpl)
+    for strategy_name, (_, serving, idle) in PAIRS.items():
+        for value in (serving, idle):
+            (tpl / f"template/deploy/k8s/base/{strategy_name}/deployment-{value}.yaml.jinja").unlink()
+    commit_all(tpl, "Template with one Deployment per strategy")
+    git(tpl, "tag", ONE_DEPLOYMENT)
+
+    repo = tmp_path / "service"
+    copier.run_copy(str(tpl), str(repo), vcs_ref=BEFORE_ONE_DEPLOYMENT, defaults=True, unsafe=True, quiet=True,
+                    data={"language": language, "deployment_strategy": strategy})
+    init_repo(repo, "generated")
+    base = f"deploy/k8s/base/{strategy}"
+    idle_file = repo / base / f"deployment-{PAIRS[strategy][2]}.yaml"
+    unedited = idle_file.read_text()
+    idle_file.write_text(unedited.replace("          env:\n", "          env:\n" + TEAM_ENV, 1))
+    commit_all(repo, "Team edit in one Deployment")
+    built_before = run(["kubectl", "kustomize", "deploy/k8s/overlays/production"], cwd=repo).stdout
+
+    refused = copier_cli(repo, "update", "--trust", "--defaults", "--vcs-ref", ONE_DEPLOYMENT, check=False)
+    assert refused.returncode != 0
+    assert f"{base}/deployment-{PAIRS[strategy][2]}.yaml (its content is now in {base}/server/deployment.yaml)" \
+        in refused.stderr, refused.stderr
+    # the helper's message, between Copier's lines that repeat the command
+    message = refused.stderr.split("copier update stopped before changing anything.", 1)[1].split("\nTask [")[0]
+    assert f"deployment-{PAIRS[strategy][1]}.yaml" not in message, "an unedited file is not named"
+    assert "+" + TEAM_ENV.splitlines()[0] in message, "the edits are shown"
+    assert git(repo, "status", "--porcelain") == "", "a refused update changes nothing"
+    assert recorded(repo)["_commit"] == BEFORE_ONE_DEPLOYMENT
+    saved = Path(message.split("also saved to ", 1)[1].split(":\n", 1)[0])
+
+    # the steps the message gives: undo, update, make the edit once in server/deployment.yaml
+    git(repo, "apply", "-R", str(saved))
+    assert idle_file.read_text() == unedited
+    commit_all(repo, "Undo the edit before the update")
+    built_unedited = run(["kubectl", "kustomize", "deploy/k8s/overlays/production"], cwd=repo).stdout
+    copier_cli(repo, "update", "--trust", "--defaults", "--vcs-ref", ONE_DEPLOYMENT)
+    conflict_free(repo)
+    assert not idle_file.exists() and (repo / base / "server/deployment.yaml").is_file()
+    assert recorded(repo)["_commit"] == ONE_DEPLOYMENT
+    built_after = run(["kubectl", "kustomize", "deploy/k8s/overlays/production"], cwd=repo).stdout
+
+    def objects(text: str) -> dict:
+        return {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(text) if o}
+
+    assert objects(built_after) == objects(built_unedited), "the new layout builds the same objects"
+    run(["patch", f"{base}/server/deployment.yaml", str(saved)], cwd=repo)
+    rebuilt = objects(run(["kubectl", "kustomize", "deploy/k8s/overlays/production"], cwd=repo).stdout)
+    with_edit = [name for (kind, name), o in rebuilt.items() if kind == "Deployment" and "TEAM_FLAG" in str(o)]
+    assert len(with_edit) == 2, f"the edit made once reaches both Deployments: {with_edit}"
+    assert "TEAM_FLAG" in built_before
+    saved.unlink()
+
+
 # ------------------------------------------------------------------------------------------------
 # Consistency of the update settings
 # ------------------------------------------------------------------------------------------------
