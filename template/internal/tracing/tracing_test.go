@@ -22,7 +22,7 @@ import (
 )
 
 const (
-	traceID  = "4bf92f3577b34da6a3ce929d0e0e4736"
+	traceID  = "4bf92f3577b34da6a3ce929d0e0e4736" // pragma: allowlist secret (the W3C Trace Context example id)
 	parentID = "00f067aa0ba902b7"
 )
 
