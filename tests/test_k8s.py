@@ -350,13 +350,14 @@ PAIR_LABEL = {"blue-green": "colour", "canary": "track"}
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_the_two_deployments_of_a_strategy_differ_only_in_name_label_and_replicas(project, env):
+@pytest.mark.parametrize(("language", "strategy"), [pair for pair in MATRIX if pair[1] in PAIR_LABEL],
+                         ids=[f"{lang}-{strategy}" for lang, strategy in MATRIX if strategy in PAIR_LABEL])
+def test_the_two_deployments_of_a_strategy_differ_only_in_name_label_and_replicas(render, language, strategy, env):
     """Blue-green's colours and canary's tracks are one Deployment (base/<strategy>/server) that
     each colour's or track's kustomization tells apart: after the build, the two differ in their
     name, the value of their one label (on the Deployment, in its selector, on its pods) and their
     replicas, and in nothing else, so no edit to the pod can reach one colour and not the other."""
-    if project.strategy not in PAIR_LABEL:
-        pytest.skip("one Deployment: nothing to compare")
+    project = render(language=language, deployment_strategy=strategy)
     key, slug = PAIR_LABEL[project.strategy], project.recorded_answers["project_slug"]
     deployments = {d["metadata"]["name"]: d for d in of_kind(project.k8s_objects(env), "Deployment")}
     normalised = {}
