@@ -439,13 +439,13 @@ def test_migration_renames_an_answer(tmp_path):
 # The v0.1.0 migration: blue-green's and canary's two Deployment files became one (server/)
 ONE_DEPLOYMENT = "v0.1.0"
 BEFORE_ONE_DEPLOYMENT = "v0.0.9"
-PAIRS = {"blue-green": ("colour", "blue", "green"), "canary": ("track", "stable", "canary")}
+TRACKS = {"blue-green": ("colour", "blue", "green"), "canary": ("track", "stable", "canary")}
 TEAM_ENV = '            - name: TEAM_FLAG\n              value: "on"\n'
 
 
 def two_deployment_files(tpl: Path) -> None:
     """The layout before v0.1.0: one file per colour or track, each calling deployment()."""
-    for strategy, (key, serving, idle) in PAIRS.items():
+    for strategy, (key, serving, idle) in TRACKS.items():
         base = tpl / "template/deploy/k8s/base" / strategy
         for value, replicas in ((serving, 2), (idle, 0)):
             write(base / f"deployment-{value}.yaml.jinja",
@@ -471,7 +471,7 @@ def test_migration_refuses_to_delete_an_edited_deployment_file(tmp_path, languag
     init_repo(tpl, "Template with one file per Deployment")
     git(tpl, "tag", BEFORE_ONE_DEPLOYMENT)
     snapshot_checkout(tpl)
-    for strategy_name, (_, serving, idle) in PAIRS.items():
+    for strategy_name, (_, serving, idle) in TRACKS.items():
         for value in (serving, idle):
             (tpl / f"template/deploy/k8s/base/{strategy_name}/deployment-{value}.yaml.jinja").unlink()
     commit_all(tpl, "Template with one Deployment per strategy")
@@ -482,7 +482,7 @@ def test_migration_refuses_to_delete_an_edited_deployment_file(tmp_path, languag
                     data={"language": language, "deployment_strategy": strategy})
     init_repo(repo, "generated")
     base = f"deploy/k8s/base/{strategy}"
-    idle_file = repo / base / f"deployment-{PAIRS[strategy][2]}.yaml"
+    idle_file = repo / base / f"deployment-{TRACKS[strategy][2]}.yaml"
     unedited = idle_file.read_text()
     idle_file.write_text(unedited.replace("          env:\n", "          env:\n" + TEAM_ENV, 1))
     commit_all(repo, "Team edit in one Deployment")
@@ -490,11 +490,11 @@ def test_migration_refuses_to_delete_an_edited_deployment_file(tmp_path, languag
 
     refused = copier_cli(repo, "update", "--trust", "--defaults", "--vcs-ref", ONE_DEPLOYMENT, check=False)
     assert refused.returncode != 0
-    assert f"{base}/deployment-{PAIRS[strategy][2]}.yaml (its content is now in {base}/server/deployment.yaml)" \
+    assert f"{base}/deployment-{TRACKS[strategy][2]}.yaml (its content is now in {base}/server/deployment.yaml)" \
         in refused.stderr, refused.stderr
     # the helper's message, between Copier's lines that repeat the command
     message = refused.stderr.split("copier update stopped before changing anything.", 1)[1].split("\nTask [")[0]
-    assert f"deployment-{PAIRS[strategy][1]}.yaml" not in message, "an unedited file is not named"
+    assert f"deployment-{TRACKS[strategy][1]}.yaml" not in message, "an unedited file is not named"
     assert "+" + TEAM_ENV.splitlines()[0] in message, "the edits are shown"
     assert git(repo, "status", "--porcelain") == "", "a refused update changes nothing"
     assert recorded(repo)["_commit"] == BEFORE_ONE_DEPLOYMENT
