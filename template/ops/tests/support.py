@@ -43,9 +43,10 @@ def subprocess_env(tmp_path: Path, **variables: str) -> dict[str, str]:
     return env
 
 
-def manage(tmp_path: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+def python(tmp_path: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    """This interpreter with `args`, in the project, with the environment of subprocess_env."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=BASE_DIR,
         env=subprocess_env(tmp_path, **variables),
         capture_output=True,
@@ -53,6 +54,10 @@ def manage(tmp_path: Path, *args: str, **variables: str) -> subprocess.Completed
         timeout=120,
         check=False,
     )
+
+
+def manage(tmp_path: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    return python(tmp_path, "manage.py", *args, **variables)
 
 
 def free_port() -> int:

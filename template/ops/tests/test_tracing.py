@@ -8,8 +8,6 @@ import io
 import json
 import logging
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -30,12 +28,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import REGISTRY
 from pytest_django import Settings as DjangoSettings
 
-from config.env import BASE_DIR, Settings
+from config.env import Settings
 from ops import logs, otel, tracing
 from ops.logs import TRACE_IDS, JsonFormatter
 from ops.otel import Pipeline
 from ops.tests.otlp import otlp_receiver
-from ops.tests.support import PRODUCTION, Server, free_port, subprocess_env
+from ops.tests.support import PRODUCTION, Server, free_port, python
 
 pytestmark = pytest.mark.django_db
 
@@ -138,15 +136,8 @@ def test_on_the_instrumentation_comes_right_after_the_operational_endpoints(
 
 
 def _application_loads(tmp_path: Path, variables: dict[str, str]) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", LOADED],
-        cwd=BASE_DIR,
-        env=subprocess_env(tmp_path, **variables),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = python(tmp_path, "-c", LOADED, **variables)
+    assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.splitlines()
 
 
