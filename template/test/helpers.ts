@@ -28,6 +28,13 @@ export interface LogLine {
   [field: string]: unknown;
 }
 
+/** The JSON log lines of a process's output (one object per line). */
+export const jsonLines = (output: string): LogLine[] =>
+  output
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as LogLine);
+
 export interface TestApp {
   app: FastifyInstance;
   logs: LogLine[];

@@ -2,7 +2,15 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 
-import { exited, freePort, get, killStartedServers, startServer, waitFor } from './helpers.js';
+import {
+  exited,
+  freePort,
+  get,
+  jsonLines,
+  killStartedServers,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 after(killStartedServers);
 
@@ -37,11 +45,7 @@ describe('server process', { timeout: 180_000 }, () => {
 
     assert.equal(await exited(child), 0);
     assert.ok(Date.now() - signalled >= 3000, 'waited SHUTDOWN_DELAY_SECONDS before closing');
-    const lines = child
-      .output()
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as { msg: string; level: string });
+    const lines = jsonLines(child.output());
     assert.ok(
       lines.every((line) => typeof line.level === 'string'),
       'JSON lines only',

@@ -11,18 +11,13 @@ import {
   type LogLine,
   exited,
   freePort,
+  jsonLines,
   killStartedServers,
   startServer,
   waitFor,
 } from './helpers.js';
 
 after(killStartedServers);
-
-const jsonLines = (output: string): LogLine[] =>
-  output
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as LogLine);
 
 /** Starts the service with tracing on; resolves once it answers. */
 async function tracedServer(env: Record<string, string>) {
