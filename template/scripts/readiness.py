@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -674,12 +675,29 @@ def egress_allows(policies: list[Doc], pod_labels: dict[str, Any], port: int) ->
     )
 
 
+def url_port(url: str) -> int | None:
+    """The TCP port of an http(s) URL (its scheme's default when it names none); None when
+    `url` is not one."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return port or (443 if parts.scheme == "https" else 80)
+
+
 def check_traces_exported(repo: Repo) -> list[Failure]:
     """Every server sends its traces to an OTLP endpoint, and its NetworkPolicy lets it."""
     failures = manifest_preconditions(repo)
     if failures:
         return failures
-    for overlay, (docs, _) in repo.built().items():
+    built = repo.built()
+    for workload in workloads(repo):
+        if workload.doc.get("kind") not in LONG_RUNNING:
+            continue
+        docs = built[workload.overlay][0]
         config_maps = {
             str(dig(doc, "metadata", "name")): {
                 str(key): str(value) for key, value in (doc.get("data") or {}).items()
@@ -688,28 +706,23 @@ def check_traces_exported(repo: Repo) -> list[Failure]:
             if doc.get("kind") == "ConfigMap"
         }
         policies = [doc for doc in docs if doc.get("kind") == "NetworkPolicy"]
-        for workload in workloads(repo):
-            if workload.overlay != overlay or workload.doc.get("kind") not in LONG_RUNNING:
-                continue
-            pod_labels = dig(workload.doc, "spec", "template", "metadata", "labels") or {}
-            for container in containers(workload.pod, init=False):
-                env = container_env(container, config_maps)
-                endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
-                    "OTEL_EXPORTER_OTLP_ENDPOINT", ""
+        pod_labels = dig(workload.doc, "spec", "template", "metadata", "labels") or {}
+        for container in containers(workload.pod, init=False):
+            env = container_env(container, config_maps)
+            endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+                "OTEL_EXPORTER_OTLP_ENDPOINT", ""
+            )
+            port = url_port(endpoint)
+            if port is None:
+                problem = "is empty" if not endpoint else f"is not an http(s) URL: {endpoint!r}"
+                message = f"{workload.label(container)}: OTEL_EXPORTER_OTLP_ENDPOINT {problem}"
+                failures.append(Failure(f"{K8S}/base/kustomization.yaml", message))
+            elif not egress_allows(policies, pod_labels, port):
+                message = (
+                    f"{workload.label(container)}: no NetworkPolicy egress rule allows "
+                    f"TCP port {port} of {endpoint}"
                 )
-                match = re.fullmatch(r"(https?)://[^/:]+(?::(\d+))?(/.*)?", endpoint)
-                if not match:
-                    problem = "is empty" if not endpoint else f"is not an http(s) URL: {endpoint!r}"
-                    message = f"{workload.label(container)}: OTEL_EXPORTER_OTLP_ENDPOINT {problem}"
-                    failures.append(Failure(f"{K8S}/base/kustomization.yaml", message))
-                    continue
-                port = int(match.group(2) or (443 if match.group(1) == "https" else 80))
-                if not egress_allows(policies, pod_labels, port):
-                    message = (
-                        f"{workload.label(container)}: no NetworkPolicy egress rule allows "
-                        f"TCP port {port} of {endpoint}"
-                    )
-                    failures.append(Failure(f"{K8S}/base/networkpolicy.yaml", message))
+                failures.append(Failure(f"{K8S}/base/networkpolicy.yaml", message))
     return failures
 
 
