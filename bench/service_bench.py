@@ -142,7 +142,17 @@ func main() {
 NODE_HELLO = """\
 import Fastify from "fastify";
 
-const app = Fastify({ logger: false });
+// HELLO_LIBRARIES: also load and set up the two libraries the contract needs before the service
+// can be ready (pino as Fastify's logger, prom-client with its default metrics), and do nothing
+// more with them: the time-to-ready floor of a Fastify service that logs and exports metrics.
+let logger = false;
+if (process.env.HELLO_LIBRARIES) {
+  const { default: pino } = await import("pino");
+  const { Registry, collectDefaultMetrics } = await import("prom-client");
+  collectDefaultMetrics({ register: new Registry() });
+  logger = { level: "info", stream: pino.destination({ dest: 1, sync: false }) };
+}
+const app = Fastify({ logger, disableRequestLogging: true });
 if (process.env.HELLO_HEADERS) {
   const headers = JSON.parse(process.env.HELLO_HEADERS);
   app.get("/health", async (request, reply) => { reply.headers(headers); return { status: "ok" }; });
@@ -429,6 +439,9 @@ def main() -> None:
                 project = render(template, tmp_path / language / "project", language=language)
                 service, hello, floor = prepare(language, project)
                 servers = [hello, floor, service]
+                if language == "node":  # Node's time-to-ready floor: see NODE_HELLO
+                    servers.insert(2, Server(f"{hello.name} + contract libraries", hello.cwd, hello.command,
+                                             {**hello.env, "HELLO_LIBRARIES": "1"}))
                 if collector is not None:
                     servers.append(Server("service + tracing", service.cwd, service.command,
                                           {**service.env, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
