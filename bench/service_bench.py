@@ -140,7 +140,7 @@ func main() {
 """
 
 NODE_HELLO = """\
-import Fastify from "fastify";
+import Fastify, { LogController } from "fastify";
 
 // HELLO_LIBRARIES: also load and set up the two libraries the contract needs before the service
 // can be ready (pino as Fastify's logger, prom-client with its default metrics), and do nothing
@@ -152,7 +152,7 @@ if (process.env.HELLO_LIBRARIES) {
   collectDefaultMetrics({ register: new Registry() });
   logger = { level: "info", stream: pino.destination({ dest: 1, sync: false }) };
 }
-const app = Fastify({ logger, disableRequestLogging: true });
+const app = Fastify({ logger, logController: new LogController({ disableRequestLogging: true }) });
 if (process.env.HELLO_HEADERS) {
   const headers = JSON.parse(process.env.HELLO_HEADERS);
   app.get("/health", async (request, reply) => { reply.headers(headers); return { status: "ok" }; });
