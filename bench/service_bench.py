@@ -15,7 +15,9 @@ behind gunicorn with the rendered gunicorn.conf.py's worker class, workers and k
 baseline per language, "hello + contract headers", is the same hello-world that also sends the
 contract's nine response headers with constant values (CONTRACT_HEADERS and Content-Type) and
 nothing else: the floor any service that honours the contract pays, measured side by side. Ratios
-stay against the plain hello-world. The rendered service runs as in production (APP_ENV=production)
+stay against the plain hello-world. Node has a third baseline, "hello + contract libraries": the
+hello-world with pino as Fastify's logger and prom-client's default metrics set up, nothing more (the
+floor of its time-to-ready). The rendered service runs as in production (APP_ENV=production)
 at the default LOG_LEVEL=info.
 
 A "service + tracing" row per language is the same service with OpenTelemetry traces on
