@@ -227,9 +227,9 @@ class Server:
     env: dict[str, str]
 
 
-def prepare(language: str, project: Path) -> tuple[Server, Server, Server]:
-    """Build the render (make setup build) and its hello-world; returns (service, hello,
-    hello with the contract's headers)."""
+def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]:
+    """Build the render (make setup build) and its hello-world; returns (service, hello, the
+    floors: hello with the contract's headers and, for Node, hello with the contract's libraries)."""
     sh(["make", "setup", "build"], cwd=project)
     common = {
         "APP_ENV": "production",
@@ -271,9 +271,12 @@ def prepare(language: str, project: Path) -> tuple[Server, Server, Server]:
             [".venv/bin/gunicorn", "--config", "hello.gunicorn.conf.py", "hello_django:application"],
             dict(common),
         )
-    headers = Server(f"{hello.name} + contract headers", hello.cwd, hello.command,
-                     {**hello.env, "HELLO_HEADERS": HEADERS_JSON})
-    return Server("service", project, command, common), hello, headers
+    floors = [Server(f"{hello.name} + contract headers", hello.cwd, hello.command,
+                     {**hello.env, "HELLO_HEADERS": HEADERS_JSON})]
+    if language == "node":  # Node's time-to-ready floor: see NODE_HELLO
+        floors.append(Server(f"{hello.name} + contract libraries", hello.cwd, hello.command,
+                             {**hello.env, "HELLO_LIBRARIES": "1"}))
+    return Server("service", project, command, common), hello, floors
 
 
 # What a build leaves that an ablated copy shares with the full build instead of rebuilding.
@@ -439,11 +442,8 @@ def main() -> None:
         try:
             for language in args.languages:
                 project = render(template, tmp_path / language / "project", language=language)
-                service, hello, floor = prepare(language, project)
-                servers = [hello, floor, service]
-                if language == "node":  # Node's time-to-ready floor: see NODE_HELLO
-                    servers.insert(2, Server(f"{hello.name} + contract libraries", hello.cwd, hello.command,
-                                             {**hello.env, "HELLO_LIBRARIES": "1"}))
+                service, hello, floors = prepare(language, project)
+                servers = [hello, *floors, service]
                 if collector is not None:
                     servers.append(Server("service + tracing", service.cwd, service.command,
                                           {**service.env, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
