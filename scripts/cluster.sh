@@ -100,8 +100,11 @@ running() {
 
 gateway_crds() {
   local dir
-  dir=$(cd "$MODULE" && GOFLAGS=-mod=readonly "$GO" list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api) ||
-    die "could not find the sigs.k8s.io/gateway-api module (go mod download in tests/cluster)"
+  # No command the build compiles imports gateway-api, so on a fresh machine the module is not in
+  # the cache yet (and `go list -m` then reports no directory): download it first.
+  dir=$(cd "$MODULE" && GOFLAGS=-mod=readonly "$GO" mod download sigs.k8s.io/gateway-api &&
+    GOFLAGS=-mod=readonly "$GO" list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api) ||
+    die "could not download the sigs.k8s.io/gateway-api module (go mod download in tests/cluster)"
   [[ -d $dir/config/crd/standard ]] || die "no standard-channel CRDs in $dir/config/crd/standard"
   printf '%s/config/crd/standard' "$dir"
 }
