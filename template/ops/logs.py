@@ -29,6 +29,9 @@ TRACE_IDS = "ops.trace_ids"
 # The WSGI environ key under which ops.middleware.MetricsMiddleware leaves a request's route for
 # its access line: the metrics label (the URL pattern, an operational endpoint's path, "unmatched").
 ROUTE = "ops.route"
+# The WSGI environ key under which ops.middleware.RequestIdMiddleware leaves a request's id for its
+# access line (the X-Request-ID header's value, without searching the response's headers for it).
+REQUEST_ID = "ops.request_id"
 
 # The level word of each Python level name: the LOG_LEVEL words, whatever the record's level.
 LEVEL_WORDS = {

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from ops import metrics, views
-from ops.logs import ROUTE, request_id
+from ops.logs import REQUEST_ID, ROUTE, request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_META = "HTTP_X_REQUEST_ID"
@@ -80,6 +80,7 @@ class RequestIdMiddleware:
         # A fresh id: 32 random hex digits (uuid4().hex's form, without building a UUID object).
         current = incoming if _ACCEPTABLE_ID.fullmatch(incoming) else secrets.token_hex(16)
         token = request_id.set(current)
+        request.META[REQUEST_ID] = current  # for the access line (ops.server.JsonLogger.access)
         try:
             response = self.get_response(request)
         finally:

@@ -1,8 +1,8 @@
 """gunicorn integration, used by gunicorn.conf.py in the master process (no Django here).
 
 - JsonLogger: gunicorn's own messages and its access log (one line per request, with the
-  request id from the X-Request-ID response header; the operational endpoints at debug) as JSON
-  lines on stdout.
+  request id that the X-Request-ID response header carries; the operational endpoints at
+  debug) as JSON lines on stdout.
 - Draining: on SIGTERM, /ready turns 503 at once while the workers keep serving for
   SHUTDOWN_DELAY_SECONDS (so load balancers and Kubernetes endpoints stop routing here); then
   gunicorn's graceful stop closes the listener and lets in-flight requests finish within
@@ -33,7 +33,14 @@ from typing import Any
 from gunicorn import glogging
 
 from ops import lifecycle
-from ops.logs import ACCESS_FIELDS, ROUTE, TRACE_IDS, AccessFormatter, JsonFormatter
+from ops.logs import (
+    ACCESS_FIELDS,
+    REQUEST_ID,
+    ROUTE,
+    TRACE_IDS,
+    AccessFormatter,
+    JsonFormatter,
+)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The operational endpoints (ops.middleware.OPS_ENDPOINTS; that module imports Django).
@@ -69,17 +76,13 @@ class JsonLogger(glogging.Logger):
         log = self.access_log
         if not log.isEnabledFor(level):
             return  # nothing is built for a line that will not be written (probes at info)
-        headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
-        # The request id is the last header ops.middleware.RequestIdMiddleware set.
-        request_id = next(
-            (value for name, value in reversed(list(headers)) if name.lower() == "x-request-id"),
-            None,
-        )
         # No query string, bodies, client address or user agent: they can hold personal data
         # or secrets. The request id joins this line to the application's own log lines.
         # The contract's request line (docs/service-contract.md), then gunicorn's own extras.
         fields = {
-            "request_id": request_id,
+            # the X-Request-ID header's value (ops.middleware.RequestIdMiddleware); a request
+            # refused before it has none
+            "request_id": environ.get(REQUEST_ID),
             "method": environ.get("REQUEST_METHOD"),
             "path": path,
             # ops.middleware.MetricsMiddleware's label; a request refused before it: unmatched

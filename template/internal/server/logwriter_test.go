@@ -90,3 +90,62 @@ func TestLogWriterIsBounded(t *testing.T) {
 		t.Errorf("%d bytes written, want %d", got, want)
 	}
 }
+
+// countingWriter counts the writes it is given, as the write(2) calls on stdout.
+type countingWriter struct {
+	mu     sync.Mutex
+	writes int
+	buf    bytes.Buffer
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes++
+	return c.buf.Write(p)
+}
+
+func (c *countingWriter) counts() (writes, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes, c.buf.Len()
+}
+
+// TestLogWriterWritesInBatches: request lines leave LogBatchBytes or more at a time, not one or
+// two per write(2); a lone line leaves within LogFlushInterval, without waiting for Close.
+func TestLogWriterWritesInBatches(t *testing.T) {
+	out := &countingWriter{}
+	w := NewLogWriter(out)
+	line := []byte(strings.Repeat("x", 199) + "\n")
+	const lines = 1000
+	started := time.Now()
+	for range lines {
+		_, _ = w.Write(line)
+		time.Sleep(10 * time.Microsecond) // lines come apart, as requests end
+	}
+	_ = w.Close()
+	ticks := int(time.Since(started) / LogFlushInterval)
+	writes, n := out.counts()
+	if n != lines*len(line) {
+		t.Fatalf("%d bytes written, want %d", n, lines*len(line))
+	}
+	// Full batches, plus one the ticker took early each LogFlushInterval, plus Close's.
+	if most := lines*len(line)/LogBatchBytes + ticks + 2; writes > most {
+		t.Errorf("%d writes for %d lines, want at most %d (batches of %d bytes)", writes, lines, most, LogBatchBytes)
+	}
+
+	out = &countingWriter{}
+	w = NewLogWriter(out)
+	defer w.Close()
+	_, _ = w.Write([]byte("alone\n"))
+	deadline := time.Now().Add(LogFlushInterval + time.Second)
+	for {
+		if _, n := out.counts(); n == len("alone\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a lone line was not written within %v", LogFlushInterval+time.Second)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
