@@ -260,6 +260,17 @@ def test_a_server_error_marks_the_span_error(traced, collector):
     assert span.status == "ERROR", span
 
 
+def test_a_server_error_is_logged_at_error(traced):
+    """The request line of a 5xx answer is at `error` in every language, other answers at `info`
+    (docs/service-contract.md, "Request ids and logs"): LOG_LEVEL=warning still shows server errors."""
+    assert traced.get("/items/503", headers={"X-Request-ID": "level-5xx-1"}).status == 503
+    assert traced.get("/items/8", headers={"X-Request-ID": "level-2xx-1"}).status == 200
+    assert traced.get("/no/such/item", headers={"X-Request-ID": "level-4xx-1"}).status == 404
+    levels = {request_id: request_line(traced, request_id).get("level")
+              for request_id in ("level-5xx-1", "level-2xx-1", "level-4xx-1")}
+    assert levels == {"level-5xx-1": "error", "level-2xx-1": "info", "level-4xx-1": "info"}, levels
+
+
 # ------------------------------------------------------------------------------------------------
 # The operational endpoints
 # ------------------------------------------------------------------------------------------------

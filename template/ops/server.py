@@ -72,7 +72,13 @@ class JsonLogger(glogging.Logger):
         status = getattr(resp, "status_code", None)
         path = environ.get("PATH_INFO")
         # Probes and scrapes call the operational endpoints every few seconds: debug, not info.
-        level = logging.DEBUG if path in OPS_PATHS and status != 404 else logging.INFO
+        # Other 5xx answers: error (LOG_LEVEL=warning still shows them), as in every language.
+        if path in OPS_PATHS and status != 404:
+            level = logging.DEBUG
+        elif status is not None and status >= 500:
+            level = logging.ERROR
+        else:
+            level = logging.INFO
         log = self.access_log
         if not log.isEnabledFor(level):
             return  # nothing is built for a line that will not be written (probes at info)

@@ -25,6 +25,7 @@ const LEVEL_VALUES: Readonly<Record<string, number>> = {
 };
 const DEBUG = 20;
 const INFO = 30;
+const ERROR = 50;
 
 const requestLog: FastifyPluginCallback = (app, _options, done) => {
   app.addHook('onRequest', (request, reply, next) => {
@@ -35,11 +36,13 @@ const requestLog: FastifyPluginCallback = (app, _options, done) => {
   // The line's request_id comes from the request's child logger (requestIdLogLabel in app.ts).
   app.addHook('onResponse', (request, reply, next) => {
     const route = routeLabel(request); // the metrics label: the pattern, or "unmatched"
-    const quiet = QUIET_ROUTES.has(route);
+    // debug for probes and scrapes whatever they answer, error for other 5xx answers (so that
+    // LOG_LEVEL=warning still shows server errors), info for the rest: as in every language.
+    const level = QUIET_ROUTES.has(route) ? DEBUG : reply.statusCode >= 500 ? ERROR : INFO;
     const log = request.log;
     // The fields are built only for a line that will be written: at the default level (info)
     // every probe and scrape would otherwise format a line for nothing.
-    if ((LEVEL_VALUES[log.level] ?? Infinity) <= (quiet ? DEBUG : INFO)) {
+    if ((LEVEL_VALUES[log.level] ?? Infinity) <= level) {
       const url = request.url;
       const query = url.indexOf('?');
       const fields = {
@@ -49,7 +52,8 @@ const requestLog: FastifyPluginCallback = (app, _options, done) => {
         status: reply.statusCode,
         duration_ms: Math.round(reply.elapsedTime * 10) / 10,
       };
-      if (quiet) log.debug(fields, 'request');
+      if (level === DEBUG) log.debug(fields, 'request');
+      else if (level === ERROR) log.error(fields, 'request');
       else log.info(fields, 'request');
     }
     next();
