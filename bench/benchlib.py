@@ -33,10 +33,13 @@ def machine() -> str:
 
 
 def env(**extra: str) -> dict[str, str]:
-    """The tools' environment: this venv's bin first (go, uv), no downloads of toolchains."""
+    """The tools' environment: this venv's bin first (go, uv), no downloads of toolchains.
+
+    Go modules come from the proxy the environment names (go.sum pins them): on a fresh machine
+    the module cache is empty, so GOPROXY=off would stop the Go renders from building."""
     result = dict(os.environ)
     result["PATH"] = f"{VENV_BIN}{os.pathsep}{result.get('PATH', '')}"
-    result.update(GOTOOLCHAIN="local", GOPROXY="off", UV_PYTHON_DOWNLOADS="never")
+    result.update(GOTOOLCHAIN="local", UV_PYTHON_DOWNLOADS="never")
     result.update(extra)
     return result
 
