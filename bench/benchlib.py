@@ -45,7 +45,7 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def sh(cmd: list[str], cwd: Path | None = None, **extra: str) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env(**extra), text=True, capture_output=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env(**extra), text=True, capture_output=True, check=False)
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed in {cwd}:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout

@@ -39,7 +39,7 @@ MB = 1_000_000
 
 
 def runtime_image(project: Path) -> str:
-    froms = re.findall(r"^FROM\s+(\S+)", (project / "Dockerfile").read_text(), re.M)
+    froms = re.findall(r"^FROM\s+(\S+)", (project / "Dockerfile").read_text(), re.MULTILINE)
     return froms[-1]
 
 
