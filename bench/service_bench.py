@@ -17,8 +17,12 @@ contract's nine response headers with constant values (CONTRACT_HEADERS and Cont
 nothing else: the floor any service that honours the contract pays, measured side by side. Ratios
 stay against the plain hello-world. Node has a third baseline, "hello + contract libraries": the
 hello-world with pino as Fastify's logger and prom-client's default metrics set up, nothing more (the
-floor of its time-to-ready). The rendered service runs as in production (APP_ENV=production)
-at the default LOG_LEVEL=info.
+floor of its time-to-ready). Go and Node have a fourth, "hello + contract (direct)": the contract's
+per-request work written the direct way with the libraries the service uses (a request id taken or
+made and answered back, the nine headers, a counter and a histogram by method, route and status,
+one JSON log line per request on / and none on the probes: client_golang and slog, prom-client and
+pino), the floor of the contract with those libraries. The rendered service runs as in production
+(APP_ENV=production) at the default LOG_LEVEL=info.
 
 A "service + tracing" row per language is the same service with OpenTelemetry traces on
 (OTEL_EXPORTER_OTLP_ENDPOINT set, the SDKs' defaults otherwise: every request sampled, batches of
@@ -96,10 +100,22 @@ GO_HELLO = """\
 package main
 
 import (
+\t"crypto/rand"
 \t"encoding/json"
+\t"log/slog"
 \t"net/http"
 \t"os"
+\t"strconv"
+\t"time"
+
+\t"github.com/prometheus/client_golang/prometheus"
+\t"github.com/prometheus/client_golang/prometheus/collectors"
 )
+
+type header struct {
+\tname   string
+\tvalues []string
+}
 
 func main() {
 \tok := func(w http.ResponseWriter, r *http.Request) {
@@ -113,9 +129,8 @@ func main() {
 \tif os.Getenv("HELLO_HEADERS") != "" {
 \t\tvar constant map[string]string
 \t\t_ = json.Unmarshal([]byte(os.Getenv("HELLO_HEADERS")), &constant)
-\t\ttype header struct {
-\t\t\tname   string
-\t\t\tvalues []string
+\t\tif os.Getenv("HELLO_CONTRACT") != "" {
+\t\t\tdelete(constant, "X-Request-ID") // contract() answers the request's own
 \t\t}
 \t\theaders := []header{{"Content-Type", []string{"application/json"}}}
 \t\tfor name, value := range constant {
@@ -132,12 +147,51 @@ func main() {
 \t\t}
 \t\tok = withHeaders([]byte(`{"status":"ok"}`))
 \t\tindex = withHeaders([]byte(`{"service":"hello","version":"bench"}`))
+\t\tif os.Getenv("HELLO_CONTRACT") != "" {
+\t\t\twrap := contract()
+\t\t\tok, index = wrap(ok, "/health", false), wrap(index, "/", true)
+\t\t}
 \t}
 \tmux := http.NewServeMux()
 \tmux.HandleFunc("GET /health", ok)
 \tmux.HandleFunc("GET /ready", ok)
 \tmux.HandleFunc("GET /{$}", index)
 \t_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux)
+}
+
+// contract: the contract's per-request work done the direct way with the libraries the service
+// links, around a handler that sends the constant headers: a request id (a valid X-Request-ID or
+// rand.Text), answered back; a client_golang counter and histogram by method, route and status;
+// one slog JSON line on standard output for the application route (the probes log at debug).
+func contract() func(next http.HandlerFunc, route string, logged bool) http.HandlerFunc {
+\tlogger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+\treg := prometheus.NewRegistry()
+\treg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+\tlabels := []string{"method", "route", "status_code"}
+\trequests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "http_requests_total", Help: "requests"}, labels)
+\tduration := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "http_request_duration_seconds",
+\t\tHelp: "latency", Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}}, labels)
+\treg.MustRegister(requests, duration)
+\treturn func(next http.HandlerFunc, route string, logged bool) http.HandlerFunc {
+\t\treturn func(w http.ResponseWriter, r *http.Request) {
+\t\t\tstart := time.Now()
+\t\t\tid := r.Header.Get("X-Request-Id")
+\t\t\tif id == "" || len(id) > 128 {
+\t\t\t\tid = rand.Text()
+\t\t\t}
+\t\t\tw.Header()["X-Request-Id"] = []string{id}
+\t\t\tnext(w, r)
+\t\t\telapsed := time.Since(start)
+\t\t\tstatus := strconv.Itoa(http.StatusOK)
+\t\t\trequests.WithLabelValues(r.Method, route, status).Inc()
+\t\t\tduration.WithLabelValues(r.Method, route, status).Observe(elapsed.Seconds())
+\t\t\tif logged {
+\t\t\t\tlogger.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("request_id", id),
+\t\t\t\t\tslog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
+\t\t\t\t\tslog.Int("status", http.StatusOK), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000))
+\t\t\t}
+\t\t}
+\t}
 }
 """
 
@@ -147,19 +201,69 @@ import Fastify, { LogController } from "fastify";
 // HELLO_LIBRARIES: also load and set up the two libraries the contract needs before the service
 // can be ready (pino as Fastify's logger, prom-client with its default metrics), and do nothing
 // more with them: the time-to-ready floor of a Fastify service that logs and exports metrics.
+// HELLO_CONTRACT (with HELLO_HEADERS): the contract's per-request work done the direct way with
+// those libraries and the service's logger settings: a request id (a valid X-Request-ID or a
+// random UUID) on the request's logger and in the answer, the constant headers, one pino line
+// per request on / (none on the probes, which log at debug) and a prom-client counter and
+// histogram by method, route and status.
+const contract = Boolean(process.env.HELLO_CONTRACT);
 let logger = false;
-if (process.env.HELLO_LIBRARIES) {
+let observe = () => {};
+if (process.env.HELLO_LIBRARIES || contract) {
   const { default: pino } = await import("pino");
-  const { Registry, collectDefaultMetrics } = await import("prom-client");
-  collectDefaultMetrics({ register: new Registry() });
-  logger = { level: "info", stream: pino.destination({ dest: 1, sync: false }) };
+  const { Registry, Counter, Histogram, collectDefaultMetrics } = await import("prom-client");
+  const register = new Registry();
+  collectDefaultMetrics({ register });
+  const stream = contract
+    ? pino.destination({ dest: 1, sync: false, minLength: 4096, maxLength: 16 * 1024 * 1024, periodicFlush: 100 })
+    : pino.destination({ dest: 1, sync: false });
+  logger = { level: "info", messageKey: "msg", timestamp: pino.stdTimeFunctions.isoTime, stream,
+    ...(contract ? { base: { version: "bench", env: "production" } } : {}) };
+  if (contract) {
+    const labelNames = ["method", "route", "status_code"];
+    const requests = new Counter({ name: "http_requests_total", help: "requests", labelNames, registers: [register] });
+    const duration = new Histogram({ name: "http_request_duration_seconds", help: "latency", labelNames,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [register] });
+    observe = (method, route, status, seconds) => {
+      requests.labels(method, route, status).inc();
+      duration.labels(method, route, status).observe(seconds);
+    };
+  }
 }
-const app = Fastify({ logger, logController: new LogController({ disableRequestLogging: true }) });
+const { randomUUID } = await import("node:crypto");
+const REQUEST_ID = /^[\\w.:-]{1,128}$/;
+const app = Fastify({
+  logger,
+  logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "request_id" }),
+  ...(contract ? {
+    requestIdHeader: false,
+    genReqId: (raw) => {
+      const header = raw.headers["x-request-id"];
+      return typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
+    },
+  } : {}),
+});
+if (contract) {
+  app.addHook("onResponse", (request, reply, next) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    observe(request.method, route, String(reply.statusCode), reply.elapsedTime / 1000);
+    if (route === "/") {
+      request.log.info({ method: request.method, path: request.url, route, status: reply.statusCode,
+        duration_ms: Math.round(reply.elapsedTime * 10) / 10 }, "request");
+    }
+    next();
+  });
+}
 if (process.env.HELLO_HEADERS) {
   const headers = JSON.parse(process.env.HELLO_HEADERS);
-  app.get("/health", async (request, reply) => { reply.headers(headers); return { status: "ok" }; });
-  app.get("/ready", async (request, reply) => { reply.headers(headers); return { status: "ok" }; });
-  app.get("/", async (request, reply) => { reply.headers(headers); return { service: "hello", version: "bench" }; });
+  const answer = (body) => async (request, reply) => {
+    reply.headers(headers);
+    if (contract) reply.header("x-request-id", request.id);
+    return body;
+  };
+  app.get("/health", answer({ status: "ok" }));
+  app.get("/ready", answer({ status: "ok" }));
+  app.get("/", answer({ service: "hello", version: "bench" }));
 } else {
   app.get("/health", async () => ({ status: "ok" }));
   app.get("/ready", async () => ({ status: "ok" }));
@@ -229,7 +333,8 @@ class Server:
 
 def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]:
     """Build the render (make setup build) and its hello-world; returns (service, hello, the
-    floors: hello with the contract's headers and, for Node, hello with the contract's libraries)."""
+    floors: hello with the contract's headers; for Node, hello with the contract's libraries; for
+    Go and Node, hello doing the contract's work the direct way)."""
     sh(["make", "setup", "build"], cwd=project)
     common = {
         "APP_ENV": "production",
@@ -242,7 +347,10 @@ def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]
         hello_dir = project.parent / "hello-go"
         hello_dir.mkdir()
         (hello_dir / "main.go").write_text(GO_HELLO)
-        sh(["go", "mod", "init", "hello"], cwd=hello_dir)
+        # the render's requirements and go.sum: the contract row links the same client_golang
+        module = (project / "go.mod").read_text()
+        (hello_dir / "go.mod").write_text(re.sub(r"^module .*$", "module hello", module, count=1, flags=re.MULTILINE))
+        shutil.copy(project / "go.sum", hello_dir / "go.sum")
         sh(
             ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "hello", "."],
             cwd=hello_dir,
@@ -276,6 +384,9 @@ def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]
     if language == "node":  # Node's time-to-ready floor: see NODE_HELLO
         floors.append(Server(f"{hello.name} + contract libraries", hello.cwd, hello.command,
                              {**hello.env, "HELLO_LIBRARIES": "1"}))
+    if language in ("go", "node"):  # the contract done the direct way: see GO_HELLO, NODE_HELLO
+        floors.append(Server(f"{hello.name} + contract (direct)", hello.cwd, hello.command,
+                             {**hello.env, "HELLO_HEADERS": HEADERS_JSON, "HELLO_CONTRACT": "1"}))
     return Server("service", project, command, common), hello, floors
 
 
