@@ -156,7 +156,18 @@ func main() {
 \tmux.HandleFunc("GET /health", ok)
 \tmux.HandleFunc("GET /ready", ok)
 \tmux.HandleFunc("GET /{$}", index)
-\t_ = http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux)
+\t// The service's server settings (internal/server/server.go; prepare() checks they still match):
+\t// net/http sets a read and a write deadline per request because of them.
+\tsrv := &http.Server{
+\t\tAddr:              "127.0.0.1:" + os.Getenv("PORT"),
+\t\tHandler:           mux,
+\t\tReadHeaderTimeout: 10 * time.Second,
+\t\tReadTimeout:       30 * time.Second,
+\t\tWriteTimeout:      60 * time.Second,
+\t\tIdleTimeout:       120 * time.Second,
+\t\tMaxHeaderBytes:    16<<10 - 4096,
+\t}
+\t_ = srv.ListenAndServe()
 }
 
 // contract: the contract's per-request work done the direct way with the libraries the service
@@ -235,6 +246,10 @@ const REQUEST_ID = /^[\\w.:-]{1,128}$/;
 const app = Fastify({
   logger,
   logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "request_id" }),
+  // the service's server settings (src/app.ts; prepare() checks they still match)
+  bodyLimit: 1024 * 1024,
+  http: { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, connectionsCheckingInterval: 1000 },
+  return503OnClosing: false,
   ...(contract ? {
     requestIdHeader: false,
     genReqId: (raw) => {
@@ -274,11 +289,29 @@ await app.listen({ port: Number(process.env.PORT), host: "127.0.0.1" });
 
 DJANGO_HELLO = """\
 import json
+import logging
 import os
+import re
+import sys
+import time
+import uuid
 
 from django.conf import settings
 
-settings.configure(DEBUG=False, ALLOWED_HOSTS=["*"], ROOT_URLCONF=__name__, MIDDLEWARE=[],
+# HELLO_CONTRACT (with HELLO_HEADERS): the contract's per-request work done the direct way: the
+# Django middleware that `manage.py check --deploy` asks for, a request id (a valid X-Request-ID
+# or a random UUID) answered back, prometheus_client's counter and histogram by method, route
+# and status (multiprocess mode: two workers), one JSON line through logging for / (none for the
+# probes, which log at debug).
+CONTRACT = bool(os.environ.get("HELLO_CONTRACT"))
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    __name__ + ".contract",
+] if CONTRACT else []
+settings.configure(DEBUG=False, ALLOWED_HOSTS=["*"], ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE,
                    SECRET_KEY="hello-world-benchmark-only-" + "x" * 40)
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
@@ -302,6 +335,42 @@ if os.environ.get("HELLO_HEADERS"):
 
     def index(request):  # noqa: F811
         return JsonResponse({"service": "hello", "version": "bench"}, headers=HEADERS)
+
+
+if CONTRACT:
+    from prometheus_client import Counter, Histogram
+
+    LABELS = ["method", "route", "status_code"]
+    REQUESTS = Counter("http_requests_total", "requests", LABELS)
+    DURATION = Histogram("http_request_duration_seconds", "latency", LABELS,
+                         buckets=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+    REQUEST_ID = re.compile(r"[\\w.:-]{1,128}")
+    log = logging.getLogger("request")
+    log.addHandler(logging.StreamHandler(sys.stdout))
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    def contract(get_response):
+        def middleware(request):
+            start = time.perf_counter()
+            incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+            request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+            response = get_response(request)
+            response["X-Request-ID"] = request_id
+            elapsed = time.perf_counter() - start
+            route = request.path_info  # the hello's routes have no parameters
+            status = str(response.status_code)
+            REQUESTS.labels(request.method, route, status).inc()
+            DURATION.labels(request.method, route, status).observe(elapsed)
+            if route == "/":
+                log.info(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                     "level": "info", "msg": "request", "request_id": request_id,
+                                     "method": request.method, "path": request.path, "route": route,
+                                     "status": response.status_code,
+                                     "duration_ms": round(elapsed * 1000, 1)}))
+            return response
+
+        return middleware
 
 
 urlpatterns = [path("health", ok), path("ready", ok), path("", index)]
@@ -343,6 +412,19 @@ def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]
         "SHUTDOWN_DELAY_SECONDS": "0",
         "SHUTDOWN_TIMEOUT_SECONDS": "5",
     }
+    settings = {  # the server settings the hello-worlds copy (GO_HELLO, NODE_HELLO), as the render has them
+        "go": ("internal/server/server.go", ["ReadHeaderTimeout = 10 * time.Second", "ReadTimeout       = 30 * time.Second",
+                                             "WriteTimeout      = 60 * time.Second", "IdleTimeout       = 120 * time.Second",
+                                             "MaxHeaderBytes = 16<<10 - 4096"]),
+        "node": ("src/app.ts", ["bodyBytes: 1024 * 1024", "headerBytes: 16 * 1024", "headersTimeoutMs: 10_000",
+                                "connectionsCheckingInterval: 1000", "return503OnClosing: false"]),
+    }
+    if language in settings:
+        source, declarations = settings[language]
+        text = (project / source).read_text()
+        missing = [each for each in declarations if each not in text]
+        if missing:
+            raise SystemExit(f"{source} no longer declares {missing}: update the {language} hello-world's server settings")
     if language == "go":
         hello_dir = project.parent / "hello-go"
         hello_dir.mkdir()
@@ -384,9 +466,12 @@ def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]
     if language == "node":  # Node's time-to-ready floor: see NODE_HELLO
         floors.append(Server(f"{hello.name} + contract libraries", hello.cwd, hello.command,
                              {**hello.env, "HELLO_LIBRARIES": "1"}))
-    if language in ("go", "node"):  # the contract done the direct way: see GO_HELLO, NODE_HELLO
-        floors.append(Server(f"{hello.name} + contract (direct)", hello.cwd, hello.command,
-                             {**hello.env, "HELLO_HEADERS": HEADERS_JSON, "HELLO_CONTRACT": "1"}))
+    # the contract done the direct way: see GO_HELLO, NODE_HELLO, DJANGO_HELLO
+    direct = {**hello.env, "HELLO_HEADERS": HEADERS_JSON, "HELLO_CONTRACT": "1"}
+    if language == "django":  # prometheus_client's multiprocess mode, as the service's two workers need
+        (project.parent / "hello-metrics").mkdir()
+        direct["PROMETHEUS_MULTIPROC_DIR"] = str(project.parent / "hello-metrics")
+    floors.append(Server(f"{hello.name} + contract (direct)", hello.cwd, hello.command, direct))
     return Server("service", project, command, common), hello, floors
 
 
