@@ -17,11 +17,13 @@ contract's nine response headers with constant values (CONTRACT_HEADERS and Cont
 nothing else: the floor any service that honours the contract pays, measured side by side. Ratios
 stay against the plain hello-world. Node has a third baseline, "hello + contract libraries": the
 hello-world with pino as Fastify's logger and prom-client's default metrics set up, nothing more (the
-floor of its time-to-ready). Go and Node have a fourth, "hello + contract (direct)": the contract's
+floor of its time-to-ready). Every language has "hello + contract (direct)": the contract's
 per-request work written the direct way with the libraries the service uses (a request id taken or
 made and answered back, the nine headers, a counter and a histogram by method, route and status,
-one JSON log line per request on / and none on the probes: client_golang and slog, prom-client and
-pino), the floor of the contract with those libraries. The rendered service runs as in production
+one JSON log line per request on / and none on the probes: client_golang and slog; prom-client and
+pino; Django's deploy-check middleware, prometheus_client and logging), the floor of the contract
+with those libraries. The Go and Node hello-worlds use the service's server settings (timeouts,
+header and body limits), read from the render. The rendered service runs as in production
 (APP_ENV=production) at the default LOG_LEVEL=info.
 
 A "service + tracing" row per language is the same service with OpenTelemetry traces on
@@ -100,17 +102,15 @@ GO_HELLO = """\
 package main
 
 import (
-\t"crypto/rand"
 \t"encoding/json"
-\t"log/slog"
 \t"net/http"
 \t"os"
-\t"strconv"
 \t"time"
-
-\t"github.com/prometheus/client_golang/prometheus"
-\t"github.com/prometheus/client_golang/prometheus/collectors"
 )
+
+// contract is set by contract.go, which only the "hello-contract" binary is built with: the
+// plain hello-world links no library (client_golang's package init alone takes milliseconds).
+var contract func() func(next http.HandlerFunc, route string, logged bool) http.HandlerFunc
 
 type header struct {
 \tname   string
@@ -129,7 +129,7 @@ func main() {
 \tif os.Getenv("HELLO_HEADERS") != "" {
 \t\tvar constant map[string]string
 \t\t_ = json.Unmarshal([]byte(os.Getenv("HELLO_HEADERS")), &constant)
-\t\tif os.Getenv("HELLO_CONTRACT") != "" {
+\t\tif contract != nil {
 \t\t\tdelete(constant, "X-Request-ID") // contract() answers the request's own
 \t\t}
 \t\theaders := []header{{"Content-Type", []string{"application/json"}}}
@@ -147,7 +147,7 @@ func main() {
 \t\t}
 \t\tok = withHeaders([]byte(`{"status":"ok"}`))
 \t\tindex = withHeaders([]byte(`{"service":"hello","version":"bench"}`))
-\t\tif os.Getenv("HELLO_CONTRACT") != "" {
+\t\tif contract != nil {
 \t\t\twrap := contract()
 \t\t\tok, index = wrap(ok, "/health", false), wrap(index, "/", true)
 \t\t}
@@ -169,12 +169,32 @@ func main() {
 \t}
 \t_ = srv.ListenAndServe()
 }
+"""
 
-// contract: the contract's per-request work done the direct way with the libraries the service
+GO_HELLO_CONTRACT = """\
+//go:build contract
+
+package main
+
+import (
+\t"crypto/rand"
+\t"log/slog"
+\t"net/http"
+\t"os"
+\t"strconv"
+\t"time"
+
+\t"github.com/prometheus/client_golang/prometheus"
+\t"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+func init() { contract = direct }
+
+// direct: the contract's per-request work done the direct way with the libraries the service
 // links, around a handler that sends the constant headers: a request id (a valid X-Request-ID or
 // rand.Text), answered back; a client_golang counter and histogram by method, route and status;
 // one slog JSON line on standard output for the application route (the probes log at debug).
-func contract() func(next http.HandlerFunc, route string, logged bool) http.HandlerFunc {
+func direct() func(next http.HandlerFunc, route string, logged bool) http.HandlerFunc {
 \tlogger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 \treg := prometheus.NewRegistry()
 \treg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -402,8 +422,8 @@ class Server:
 
 def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]:
     """Build the render (make setup build) and its hello-world; returns (service, hello, the
-    floors: hello with the contract's headers; for Node, hello with the contract's libraries; for
-    Go and Node, hello doing the contract's work the direct way)."""
+    floors: hello with the contract's headers; for Node, hello with the contract's libraries;
+    hello doing the contract's work the direct way)."""
     sh(["make", "setup", "build"], cwd=project)
     common = {
         "APP_ENV": "production",
@@ -429,15 +449,17 @@ def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]
         hello_dir = project.parent / "hello-go"
         hello_dir.mkdir()
         (hello_dir / "main.go").write_text(GO_HELLO)
+        (hello_dir / "contract.go").write_text(GO_HELLO_CONTRACT)
         # the render's requirements and go.sum: the contract row links the same client_golang
         module = (project / "go.mod").read_text()
         (hello_dir / "go.mod").write_text(re.sub(r"^module .*$", "module hello", module, count=1, flags=re.MULTILINE))
         shutil.copy(project / "go.sum", hello_dir / "go.sum")
-        sh(
-            ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", "hello", "."],
-            cwd=hello_dir,
-            CGO_ENABLED="0",
-        )
+        for binary, tags in (("hello", []), ("hello-contract", ["-tags", "contract"])):
+            sh(
+                ["go", "build", "-trimpath", "-ldflags", "-s -w", *tags, "-o", binary, "."],
+                cwd=hello_dir,
+                CGO_ENABLED="0",
+            )
         command, hello = ["bin/server"], Server("net/http hello", hello_dir, ["./hello"], {})
     elif language == "node":
         (project / "hello.mjs").write_text(NODE_HELLO)  # beside node_modules: the same fastify
@@ -471,7 +493,8 @@ def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]
     if language == "django":  # prometheus_client's multiprocess mode, as the service's two workers need
         (project.parent / "hello-metrics").mkdir()
         direct["PROMETHEUS_MULTIPROC_DIR"] = str(project.parent / "hello-metrics")
-    floors.append(Server(f"{hello.name} + contract (direct)", hello.cwd, hello.command, direct))
+    direct_command = ["./hello-contract"] if language == "go" else hello.command  # see GO_HELLO_CONTRACT
+    floors.append(Server(f"{hello.name} + contract (direct)", hello.cwd, direct_command, direct))
     return Server("service", project, command, common), hello, floors
 
 
