@@ -709,8 +709,30 @@ def main() -> None:
         print(f"| {language} | {name} | `{route}` | {ready_s:.3f} | {ready_x:.2f} | {rps:,.0f} | {rps_x:.2f} "
               f"| {p99:.1f} | {p99_x:.2f} | {cpu:.0f} | {cpu_x:.2f} | {idle:.0f} | {loaded:.0f} |".replace(",", " "))
     print("\ntargets: throughput x hello >= 0.90 on both routes; p99 x hello <= 1.50; time-to-ready x hello <= 1.20")
+    summary(rows)
     for language, count in exported.items():
         print(f"{language}: the collector received {count:,} spans from the traced service".replace(",", " "))
+
+
+def summary(rows: list[tuple]) -> None:
+    """Per language, the service against the targets and against the two floor rows (`/health` / `/`)."""
+    print("\n| language | throughput x hello | CPU x hello | p99 x hello | time-to-ready x hello "
+          "| CPU x hello, headers row | CPU x hello, direct row | service's CPU x direct row's |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    by = {(r[0], r[1], r[2]): r for r in rows}  # (language, server, route) -> row
+    for language in dict.fromkeys(r[0] for r in rows):
+        names = [r[1] for r in rows if r[0] == language]
+        headers = next(n for n in names if n.endswith("+ contract headers"))
+        direct = next(n for n in names if n.endswith("+ contract (direct)"))
+
+        def pair(server: str, index: int, language: str = language) -> str:
+            return " / ".join(f"{by[(language, server, route)][index]:.2f}" for route in ROUTES)
+
+        cpu = " / ".join(f"{by[(language, direct, route)][9] / by[(language, 'service', route)][9]:.2f}"
+                         for route in ROUTES)
+        ready = by[(language, "service", ROUTES[0])][4]
+        print(f"| {language} | {pair('service', 6)} | {pair('service', 10)} | {pair('service', 8)} | {ready:.2f} "
+              f"| {pair(headers, 10)} | {pair(direct, 10)} | {cpu} |")
 
 
 if __name__ == "__main__":
