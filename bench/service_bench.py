@@ -191,8 +191,8 @@ import (
 func init() { contract = direct }
 
 // direct: the contract's per-request work done the direct way with the libraries the service
-// links, around a handler that sends the constant headers: a request id (a valid X-Request-ID or
-// rand.Text), answered back; a client_golang counter and histogram by method, route and status;
+// links, around a handler that sends the constant headers: a request id (an X-Request-ID of 1 to
+// 128 bytes, its characters not checked, or rand.Text), answered back; a client_golang counter and histogram by method, route and status;
 // one slog JSON line on standard output for the application route (the probes log at debug).
 func direct() func(next http.HandlerFunc, route string, logged bool) http.HandlerFunc {
 \tlogger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
