@@ -60,6 +60,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from benchlib import ROOT, env, machine, render, sh, snapshot
 
@@ -433,15 +434,15 @@ def prepare(language: str, project: Path) -> tuple[Server, Server, list[Server]]
         "SHUTDOWN_TIMEOUT_SECONDS": "5",
     }
     settings = {  # the server settings the hello-worlds copy (GO_HELLO, NODE_HELLO), as the render has them
-        "go": ("internal/server/server.go", ["ReadHeaderTimeout = 10 * time.Second", "ReadTimeout       = 30 * time.Second",
-                                             "WriteTimeout      = 60 * time.Second", "IdleTimeout       = 120 * time.Second",
+        "go": ("internal/server/server.go", ["ReadHeaderTimeout = 10 * time.Second", "ReadTimeout = 30 * time.Second",
+                                             "WriteTimeout = 60 * time.Second", "IdleTimeout = 120 * time.Second",
                                              "MaxHeaderBytes = 16<<10 - 4096"]),
         "node": ("src/app.ts", ["bodyBytes: 1024 * 1024", "headerBytes: 16 * 1024", "headersTimeoutMs: 10_000",
                                 "connectionsCheckingInterval: 1000", "return503OnClosing: false"]),
     }
     if language in settings:
         source, declarations = settings[language]
-        text = (project / source).read_text()
+        text = " ".join((project / source).read_text().split())  # gofmt's alignment aside
         missing = [each for each in declarations if each not in text]
         if missing:
             raise SystemExit(f"{source} no longer declares {missing}: update the {language} hello-world's server settings")
@@ -591,6 +592,24 @@ def time_to_ready(server: Server) -> float:
         stop(proc)
 
 
+class Row(NamedTuple):
+    """One line of the results table: a server on a route, its medians and its ratios to the hello."""
+
+    language: str
+    server: str
+    route: str
+    ready_s: float
+    ready_x: float
+    rps: float
+    rps_x: float
+    p99_ms: float
+    p99_x: float
+    cpu_us: float
+    cpu_x: float
+    idle_mb: float
+    loaded_mb: float
+
+
 @dataclass
 class Run:
     rps: float
@@ -650,7 +669,7 @@ def main() -> None:
         f"wrk: 1 thread, {args.connections} connections, {args.duration} s x {args.rounds} rounds per route; "
         f"time-to-ready: median of {args.starts} starts; LOG_LEVEL=info"
     )
-    rows = []
+    rows: list[Row] = []
     exported: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -686,7 +705,7 @@ def main() -> None:
                     for server in servers:
                         median = {key: statistics.median(getattr(r, key) for r in runs[server.name])
                                   for key in ("rps", "p99_ms", "idle_mb", "loaded_mb", "cpu_us")}
-                        rows.append((language, server.name, route, ready[server.name],
+                        rows.append(Row(language, server.name, route, ready[server.name],
                                      ready[server.name] / ready[hello.name], median["rps"], median["rps"] / base["rps"],
                                      median["p99_ms"], median["p99_ms"] / base["p99_ms"],
                                      median["cpu_us"], base["cpu_us"] / median["cpu_us"],
@@ -714,25 +733,26 @@ def main() -> None:
         print(f"{language}: the collector received {count:,} spans from the traced service".replace(",", " "))
 
 
-def summary(rows: list[tuple]) -> None:
+def summary(rows: list[Row]) -> None:
     """Per language, the service against the targets and against the two floor rows (`/health` / `/`)."""
     print("\n| language | throughput x hello | CPU x hello | p99 x hello | time-to-ready x hello "
           "| CPU x hello, headers row | CPU x hello, direct row | service's CPU x direct row's |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    by = {(r[0], r[1], r[2]): r for r in rows}  # (language, server, route) -> row
-    for language in dict.fromkeys(r[0] for r in rows):
-        names = [r[1] for r in rows if r[0] == language]
+    by = {(r.language, r.server, r.route): r for r in rows}
+    for language in dict.fromkeys(r.language for r in rows):
+        names = [r.server for r in rows if r.language == language]
         headers = next(n for n in names if n.endswith("+ contract headers"))
         direct = next(n for n in names if n.endswith("+ contract (direct)"))
+        routes = {server: [by[(language, server, route)] for route in ROUTES] for server in ("service", headers, direct)}
 
-        def pair(server: str, index: int, language: str = language) -> str:
-            return " / ".join(f"{by[(language, server, route)][index]:.2f}" for route in ROUTES)
+        def pair(values: list[float]) -> str:
+            return " / ".join(f"{value:.2f}" for value in values)
 
-        cpu = " / ".join(f"{by[(language, direct, route)][9] / by[(language, 'service', route)][9]:.2f}"
-                         for route in ROUTES)
-        ready = by[(language, "service", ROUTES[0])][4]
-        print(f"| {language} | {pair('service', 6)} | {pair('service', 10)} | {pair('service', 8)} | {ready:.2f} "
-              f"| {pair(headers, 10)} | {pair(direct, 10)} | {cpu} |")
+        service = routes["service"]
+        print(f"| {language} | {pair([r.rps_x for r in service])} | {pair([r.cpu_x for r in service])} "
+              f"| {pair([r.p99_x for r in service])} | {service[0].ready_x:.2f} "
+              f"| {pair([r.cpu_x for r in routes[headers]])} | {pair([r.cpu_x for r in routes[direct]])} "
+              f"| {pair([d.cpu_us / r.cpu_us for d, r in zip(routes[direct], service, strict=True)])} |")
 
 
 if __name__ == "__main__":
